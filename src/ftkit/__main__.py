@@ -1,0 +1,3 @@
+from ftkit.cli.app import main
+
+main()

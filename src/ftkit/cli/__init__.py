@@ -1,0 +1,1 @@
+"""The ftkit command line. Nothing outside this package imports it."""
