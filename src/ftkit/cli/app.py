@@ -19,7 +19,6 @@ from ftkit.cli._output import Output
 from ftkit.errors import ExitCode, FtkitError
 
 
-
 class _FtkitGroup(TyperGroup):
     """Turns ftkit's errors into messages and exit codes for every command, under `main()` and test runners alike."""
 

@@ -1,0 +1,42 @@
+"""`ftkit validate RECIPE`: check a recipe (keys, types, ranges, method options, paths) without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ftkit.cli._output import Output
+from ftkit.recipe.load import load_recipe
+
+
+def validate_command(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. training.learning_rate=1e-4."),
+    json_mode: bool = typer.Option(False, "--json", help="Print a JSON result on stdout."),
+) -> None:
+    """Check a recipe without loading any model; exit 2 with every problem located."""
+    output = Output(json_mode)
+    loaded = load_recipe(recipe, set_)
+    output.emit(
+        {
+            "valid": True,
+            "recipe": str(recipe),
+            "method": loaded.recipe.method.name,
+            "resolved": {
+                **loaded.recipe.model_dump(mode="json"),
+                "method": {
+                    "name": loaded.recipe.method.name,
+                    **loaded.method_options.model_dump(mode="json"),
+                },
+            },
+        }
+    )
+    output.note(
+        f"[green]✓[/green] {recipe} is valid: {loaded.recipe.task}, method "
+        f"{loaded.recipe.method.name}, model {loaded.recipe.model}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate_command)

@@ -1,0 +1,1 @@
+"""Data: reading files, detecting formats, validating rows, rendering with loss masks, fingerprints."""

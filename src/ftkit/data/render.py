@@ -1,0 +1,107 @@
+"""Rendering canonical examples into token ids and labels, with the loss mask made explicit.
+
+Labels are -100 where no loss is taken. With `train_on="completion"` (the default) only completion tokens,
+assistant turns or output tokens carry loss; `train_on="all"` trains on every token. Chat rendering uses the
+tokenizer's chat template, the same one saved with the model, so inference formats prompts identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+IGNORE_INDEX = -100
+
+# Used when a tokenizer has none (base models, tiny test tokenizers); ChatML, as SmolLM2 and Qwen use.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass
+class RenderedExample:
+    input_ids: list[int]
+    labels: list[int]
+    truncated_tokens: int = 0  # tokens cut off by max_seq_len
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(1 for label in self.labels if label != IGNORE_INDEX)
+
+
+def ensure_chat_template(tokenizer: Any) -> bool:
+    """Give a tokenizer without a chat template the default one. Returns True if it was added."""
+    if getattr(tokenizer, "chat_template", None):
+        return False
+    tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+    return True
+
+
+def prompt_text(example: dict[str, Any], tokenizer: Any) -> str:
+    """The text a model sees before it should answer (for generation and exact-match evaluation)."""
+    if "messages" in example:
+        messages = example["messages"][:-1]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return example.get("prompt", "")
+
+
+def reference_text(example: dict[str, Any]) -> str:
+    """The answer the model should produce for `prompt_text`."""
+    if "messages" in example:
+        return example["messages"][-1]["content"]
+    return example.get("completion", "")
+
+
+def _spans_for_chat(messages: list[dict[str, str]], tokenizer: Any) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of each assistant reply."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    spans = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)
+        through = tokenizer.apply_chat_template(messages[: index + 1], tokenize=False)
+        if text.startswith(through) and through.startswith(before):
+            spans.append((len(before), len(through)))
+        else:  # template is not prefix-stable: fall back to locating the reply's content
+            start = text.find(message["content"], spans[-1][1] if spans else 0)
+            if start >= 0:
+                spans.append((start, start + len(message["content"])))
+    return text, spans
+
+
+def render_example(
+    example: dict[str, Any], tokenizer: Any, max_seq_len: int, train_on: str = "completion"
+) -> RenderedExample:
+    """Tokenize one canonical causal-LM example (text, completion or messages) with its loss mask."""
+    eos = tokenizer.eos_token or ""
+    if "messages" in example:
+        text, spans = _spans_for_chat(example["messages"], tokenizer)
+    elif "completion" in example:
+        prompt = example["prompt"]
+        text = prompt + example["completion"] + eos
+        spans = [(len(prompt), len(text))]
+    else:
+        text = example["text"] + eos
+        spans = [(0, len(text))]
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    input_ids = list(encoded["input_ids"])
+    offsets = list(encoded["offset_mapping"])
+    wants_bos = tokenizer.bos_token_id is not None and getattr(tokenizer, "add_bos_token", False)
+    if wants_bos and (not input_ids or input_ids[0] != tokenizer.bos_token_id):
+        input_ids.insert(0, tokenizer.bos_token_id)
+        offsets.insert(0, (0, 0))
+    if train_on == "all":
+        labels = list(input_ids)
+    else:
+        labels = [
+            token
+            if any(start <= offset[0] < end for start, end in spans) and offset[1] > offset[0]
+            else IGNORE_INDEX
+            for token, offset in zip(input_ids, offsets, strict=True)
+        ]
+    truncated = max(0, len(input_ids) - max_seq_len)
+    return RenderedExample(input_ids[:max_seq_len], labels[:max_seq_len], truncated)

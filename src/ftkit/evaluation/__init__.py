@@ -1,0 +1,1 @@
+"""Evaluation: loss, perplexity, accuracy and exact match, for the base and the tuned model alike."""

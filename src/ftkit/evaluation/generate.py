@@ -1,0 +1,60 @@
+"""Greedy generation that is correct for every method.
+
+`PeftModel.generate()` silently drops a trained prefix (prefix tuning) and cached decoding drifts for prompt
+tuning, so methods can ask for `no_cache` decoding: repeated full forward passes, exact by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def greedy_generate(
+    model: Any,
+    tokenizer: Any,
+    prompt: str,
+    max_new_tokens: int = 64,
+    use_cache: bool = True,
+    device: str = "cpu",
+) -> str:
+    """Greedy-decode a completion for `prompt` and return only the new text (special tokens stripped)."""
+    import torch
+
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
+    stop_ids = {token for token in (tokenizer.eos_token_id, tokenizer.pad_token_id) if token is not None}
+    model.eval()
+    with torch.no_grad():
+        if use_cache:
+            output = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=sorted(stop_ids) or None,
+            )
+            new_tokens = output[0, ids.shape[1] :].tolist()
+        else:
+            new_tokens = greedy_tokens_no_cache(model, ids, max_new_tokens, stop_ids)
+    return tokenizer.decode(new_tokens, skip_special_tokens=True)
+
+
+def greedy_tokens_no_cache(model: Any, ids: Any, max_new_tokens: int, stop_ids: set[int]) -> list[int]:
+    """Greedy decoding by repeated full forward passes without a KV cache: slow but exact for any model."""
+    import torch
+
+    sequence = ids
+    new_tokens: list[int] = []
+    for _ in range(max_new_tokens):
+        logits = model(input_ids=sequence, attention_mask=torch.ones_like(sequence), use_cache=False).logits
+        token = int(logits[0, -1].argmax())
+        new_tokens.append(token)
+        if token in stop_ids:
+            break
+        sequence = torch.cat([sequence, torch.tensor([[token]], device=sequence.device)], dim=1)
+    return new_tokens
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    """Whitespace-insensitive exact match."""
+    return " ".join(prediction.split()) == " ".join(reference.split())

@@ -1,0 +1,80 @@
+"""Finding methods: the built-ins by name, third-party ones through the `ftkit.methods` entry-point group.
+
+A third-party package declares, in its pyproject.toml:
+
+    [project.entry-points."ftkit.methods"]
+    mymethod = "my_package.module:MyMethod"
+
+where MyMethod subclasses `ftkit.methods.base.Method`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from ftkit.errors import MethodError
+from ftkit.methods.base import Method
+
+ENTRY_POINT_GROUP = "ftkit.methods"
+
+# name -> "module:Class"; imported lazily so listing methods stays cheap.
+BUILTIN_METHODS: dict[str, str] = {
+    "lora": "ftkit.methods.lora:LoraMethod",
+    "full": "ftkit.methods.full:FullMethod",
+}
+
+_registered: dict[str, type[Method]] = {}
+
+
+def register_method(method_class: type[Method]) -> type[Method]:
+    """Register a method class under its `name` (usable as a decorator)."""
+    _registered[method_class.name] = method_class
+    return method_class
+
+
+def _load(target: str) -> type[Method]:
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _entry_point_targets() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def method_names() -> list[str]:
+    """All known method names: built-ins first, then registered and third-party ones."""
+    names = list(BUILTIN_METHODS)
+    for name in [*_registered, *_entry_point_targets()]:
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def get_method(name: str) -> Method:
+    """Return an instance of the method called `name`, or raise MethodError listing the valid names."""
+    if name in _registered:
+        return _registered[name]()
+    if name in BUILTIN_METHODS:
+        return _load(BUILTIN_METHODS[name])()
+    third_party = _entry_point_targets().get(name)
+    if third_party is not None:
+        try:
+            method_class = third_party.load()
+        except Exception as error:  # a broken plug-in must not crash ftkit
+            raise MethodError(
+                f"method `{name}` from entry point `{third_party.value}` failed to load: {error}",
+                hint="reinstall the package that provides it, or choose another method",
+            ) from error
+        if not (isinstance(method_class, type) and issubclass(method_class, Method)):
+            raise MethodError(
+                f"entry point `{third_party.value}` for `{name}` is not an ftkit Method subclass"
+            )
+        return method_class()
+    import difflib
+
+    close = difflib.get_close_matches(name, method_names(), n=1)
+    raise MethodError(
+        f"unknown method `{name}`" + (f"; did you mean `{close[0]}`?" if close else ""),
+        hint=f"valid methods: {', '.join(method_names())} (see `ftkit methods`)",
+    )

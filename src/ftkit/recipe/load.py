@@ -1,0 +1,242 @@
+"""Loading a recipe: YAML with line numbers, `--set` overrides, and every problem reported at once.
+
+Each problem reads `FILE:LINE: KEY: message` so users can jump straight to it. Relative paths in a recipe
+(data files, a local model, the output folder) are resolved against the recipe file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ftkit.errors import FtkitError, RecipeError
+from ftkit.methods.base import MethodOptions
+from ftkit.recipe.schema import Recipe, known_keys
+
+_FLOAT_PATTERN = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+_HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-4` as a float (YAML 1.1 wants a dot in the mantissa)."""
+
+
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
+)
+
+
+@dataclass
+class LoadedRecipe:
+    """A validated recipe with its method options and where it came from."""
+
+    recipe: Recipe
+    method_options: MethodOptions
+    path: Path
+    text: str
+    overrides: list[str]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the recipe, made absolute against the recipe's folder."""
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+
+def parse_value(text: str) -> Any:
+    """Parse a `--set` value the way YAML would (numbers, booleans, lists), `1e-4` included."""
+    try:
+        return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return text
+
+
+def _line_map(text: str) -> dict[tuple[str, ...], int]:
+    """Map each dotted key path to the 1-based line where its key appears."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                path = (*prefix, str(key_node.value))
+                lines[path] = key_node.start_mark.line + 1
+                walk(value_node, path)
+
+    root = yaml.compose(text, Loader=_RecipeLoader)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> tuple[str, ...]:
+    key, sep, value = override.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(
+            f"--set {override!r} is not KEY=VALUE", hint="write it as --set training.learning_rate=1e-4"
+        )
+    path = tuple(part for part in key.strip().split("."))
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise RecipeError(f"--set {key}: `{part}` is not a section, so it has no keys")
+        node = child
+    node[path[-1]] = parse_value(value)
+    return path
+
+
+class _Problems:
+    """Collects located problems; origins map a key path to `FILE:LINE` or `--set KEY`."""
+
+    def __init__(self, file_label: str, lines: dict[tuple[str, ...], int], overridden: set[tuple[str, ...]]):
+        self.file_label = file_label
+        self.lines = lines
+        self.overridden = overridden
+        self.items: list[str] = []
+
+    def where(self, path: tuple[str, ...]) -> str:
+        for length in range(len(path), 0, -1):
+            prefix = path[:length]
+            if prefix in self.overridden:
+                return f"--set {'.'.join(prefix)}"
+            if prefix in self.lines:
+                return f"{self.file_label}:{self.lines[prefix]}"
+        return self.file_label
+
+    def add(self, path: tuple[str, ...], message: str) -> None:
+        key = ".".join(path) if path else "(recipe)"
+        self.items.append(f"{self.where(path)}: {key}: {message}")
+
+    def add_validation_error(self, error: ValidationError, prefix: tuple[str, ...] = (), valid=None) -> None:
+        for item in error.errors():
+            path = (*prefix, *(str(part) for part in item["loc"] if not str(part).startswith("function-")))
+            path = tuple(part for part in path if part not in {"literal['auto']", "float", "int", "bool"})
+            if item["type"] == "extra_forbidden":
+                valid_keys = valid(path[:-1]) if valid else []
+                close = difflib.get_close_matches(path[-1], valid_keys, n=1, cutoff=0.5)
+                hint = f"; did you mean `{close[0]}`?" if close else ""
+                self.add(path, f"unknown key{hint} (valid here: {', '.join(valid_keys)})")
+            elif item["type"] == "missing":
+                self.add(path, "required key is missing")
+            else:
+                message = item["msg"].removeprefix("Value error, ")
+                self.add(path, f"{message} (got {item.get('input')!r})")
+
+
+def load_recipe(
+    path: str | Path, overrides: list[str] | None = None, *, check_paths: bool = True
+) -> LoadedRecipe:
+    """Read, override and validate a recipe. Raises RecipeError listing every problem with its location."""
+    from ftkit.methods.registry import get_method
+
+    recipe_path = Path(path)
+    if not recipe_path.is_file():
+        raise RecipeError(
+            f"recipe file not found: {recipe_path}", hint="check the path, or run `ls` to see files"
+        )
+    text = recipe_path.read_text(encoding="utf-8")
+    label = str(recipe_path)
+    try:
+        raw = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+        lines = _line_map(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{label}:{mark.line + 1}" if mark else label
+        raise RecipeError(
+            f"{where}: the recipe is not valid YAML: {getattr(error, 'problem', error)}",
+            hint="check indentation and quoting around that line",
+        ) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{label}:1: a recipe must be a mapping of keys, got {type(raw).__name__}")
+
+    overridden = {_apply_override(raw, override) for override in overrides or []}
+    problems = _Problems(label, lines, overridden)
+
+    method_raw = raw.get("method") or {}
+    if isinstance(method_raw, str):  # `method: lora` shorthand
+        method_raw = raw["method"] = {"name": method_raw}
+    recipe: Recipe | None = None
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as error:
+        problems.add_validation_error(error, valid=known_keys)
+
+    method_options: MethodOptions | None = None
+    if isinstance(method_raw, dict):
+        method_name = method_raw.get("name", "lora")
+        try:
+            method = get_method(str(method_name))
+        except FtkitError as error:
+            problems.add(("method", "name"), f"{error.message} — {error.hint}")
+        else:
+            options = {key: value for key, value in method_raw.items() if key != "name"}
+            try:
+                method_options = method.parse_options(options)
+            except ValidationError as error:
+                fields = list(method.options_model.model_fields)
+                problems.add_validation_error(
+                    error,
+                    prefix=("method",),
+                    valid=lambda _path, fields=fields: (
+                        [f"name ({method.name})", *fields] if fields else ["name"]
+                    ),
+                )
+
+    if recipe is not None and check_paths:
+        _check_paths(recipe, recipe_path.parent, problems)
+
+    if problems.items:
+        count = len(problems.items)
+        raise RecipeError(
+            f"{label}: {count} problem{'s' if count > 1 else ''} in the recipe",
+            problems=problems.items,
+            hint="fix the keys above (`ftkit validate` re-checks without training)",
+        )
+    assert recipe is not None and method_options is not None
+    return LoadedRecipe(recipe, method_options, recipe_path.resolve(), text, list(overrides or []))
+
+
+def _check_paths(recipe: Recipe, base_dir: Path, problems: _Problems) -> None:
+    def resolve(value: str) -> Path:
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else base_dir / candidate
+
+    for key in ("train", "eval"):
+        value = getattr(recipe.data, key)
+        if value is None:
+            continue
+        if not resolve(value).exists() and not _looks_like_hub_dataset(value):
+            problems.add(("data", key), f"file not found: {resolve(value)}")
+
+    model = recipe.model
+    model_path = resolve(model)
+    looks_local = model.startswith((".", "/", "~")) or model.endswith(".gguf") or model_path.exists()
+    if looks_local:
+        if model.endswith(".gguf"):
+            if not model_path.is_file():
+                problems.add(("model",), f"GGUF file not found: {model_path}")
+        elif not model_path.is_dir():
+            problems.add(("model",), f"model folder not found: {model_path}")
+        elif not (model_path / "config.json").is_file():
+            problems.add(
+                ("model",), f"{model_path} has no config.json, so it is not a transformers model folder"
+            )
+    elif not _HUB_ID_PATTERN.match(model):
+        problems.add(("model",), "not a hub id (owner/name), a local folder or a .gguf file")
+
+
+def _looks_like_hub_dataset(value: str) -> bool:
+    return bool(_HUB_ID_PATTERN.match(value)) and "/" in value and not Path(value).suffix

@@ -1,0 +1,127 @@
+"""The recipe schema. Every block forbids unknown keys so that a typo is an error, never a silent default.
+
+Method options are not part of this schema: `method:` holds a `name` plus free keys, which the chosen method's own
+options model validates (see `ftkit.recipe.load`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Auto = Literal["auto"]
+DATA_FORMATS = ("auto", "text", "completion", "instruction", "chat", "classification", "preference")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    train: str = Field(
+        description="Training data: a .jsonl/.json/.csv/.tsv/.parquet file or a datasets folder."
+    )
+    eval: str | None = Field(
+        None, description="Evaluation data file. Omit to split from train (see eval_split)."
+    )
+    eval_split: float | None = Field(
+        None, gt=0, lt=1, description="Fraction of train held out for evaluation when `eval` is not given."
+    )
+    format: Literal[DATA_FORMATS] = Field(
+        "auto", description="Data format; auto detects it from the columns."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Rename columns to the format's names, e.g. {prompt: question}."
+    )
+    train_on: Literal["completion", "all"] = Field(
+        "completion", description="Train on completion/assistant tokens only, or on every token."
+    )
+
+    @model_validator(mode="after")
+    def _eval_xor_split(self) -> DataConfig:
+        if self.eval is not None and self.eval_split is not None:
+            raise ValueError("give either `eval` or `eval_split`, not both")
+        return self
+
+
+class MethodConfig(BaseModel):
+    """`name` plus the method's own options (validated by the method's schema, not here)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field("lora", description="Fine-tuning method; `ftkit methods` lists them.")
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TrainingConfig(_Strict):
+    epochs: float | Auto = Field(1, description="Passes over the training data; auto picks by data size.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (a cap).")
+    learning_rate: float | Auto = Field(
+        "auto", description="Peak learning rate; auto uses the method's default."
+    )
+    batch_size: int | Auto = Field(8, description="Examples per device per step; auto picks from data size.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    max_seq_len: int = Field(
+        512, ge=8, le=1_048_576, description="Longer examples are truncated (and counted)."
+    )
+    seed: int = Field(42, ge=0, description="Seed for data order, initialisation and splits.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    max_grad_norm: float = Field(1.0, gt=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, fp32 on CPU."
+    )
+    gradient_checkpointing: bool | Auto = Field(
+        "auto", description="auto: on for GPUs and models over 1B parameters, off otherwise."
+    )
+    packing: bool = Field(False, description="Pack several examples into one sequence (causal-lm only).")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    logging_steps: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _positive(self) -> TrainingConfig:
+        if self.epochs != "auto" and self.epochs <= 0:
+            raise ValueError("epochs must be > 0")
+        if self.learning_rate != "auto" and not 0 < self.learning_rate < 1:
+            raise ValueError("learning_rate must be between 0 and 1")
+        if self.batch_size != "auto" and self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        return self
+
+
+class EvaluationConfig(_Strict):
+    compare_base: bool = Field(True, description="Also evaluate the untuned base model, side by side.")
+    max_rows: int | None = Field(None, ge=1, description="Evaluate on at most this many eval rows.")
+    batch_size: int = Field(8, ge=1)
+    generate: int = Field(
+        0,
+        ge=0,
+        description="Greedy-generate answers for this many eval rows and score exact match (base vs tuned).",
+    )
+    max_new_tokens: int = Field(64, ge=1, description="Token budget for each generated answer.")
+
+
+class Recipe(_Strict):
+    name: str | None = Field(None, description="Human name for the run.")
+    model: str = Field(description="Hub id, local folder, or a .gguf file.")
+    task: Literal["causal-lm", "classification"] = "causal-lm"
+    data: DataConfig
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    output: str = Field("outputs/", description="Each run writes its weights to OUTPUT/<run-id>/.")
+
+
+def known_keys(path: tuple[str, ...]) -> list[str]:
+    """The valid keys at a dotted location of the recipe, for "did you mean" suggestions."""
+    model: type[BaseModel] | None = Recipe
+    for part in path:
+        field = model.model_fields.get(part) if model else None
+        annotation = getattr(field, "annotation", None)
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if model is None:
+        return []
+    return list(model.model_fields)

@@ -1,0 +1,106 @@
+"""Trainer callbacks: progress reporting, per-step history, and a graceful stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any, Protocol
+
+from transformers import TrainerCallback
+
+
+class Reporter(Protocol):
+    """What the training loop tells the outside world. The CLI implements it with rich; tests may record it."""
+
+    def event(self, kind: str, message: str, **data: Any) -> None: ...
+
+    def progress_start(self, total_steps: int) -> None: ...
+
+    def progress_update(self, step: int, total_steps: int, values: dict[str, float]) -> None: ...
+
+    def progress_end(self) -> None: ...
+
+
+class SilentReporter:
+    """A Reporter that records events and prints nothing."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def event(self, kind: str, message: str, **data: Any) -> None:
+        self.events.append({"kind": kind, "message": message, **data})
+
+    def progress_start(self, total_steps: int) -> None:
+        pass
+
+    def progress_update(self, step: int, total_steps: int, values: dict[str, float]) -> None:
+        pass
+
+    def progress_end(self) -> None:
+        pass
+
+
+class ProgressCallback(TrainerCallback):
+    """Feeds step, loss, learning rate and tokens/s to a Reporter and keeps the per-step history."""
+
+    def __init__(self, reporter: Reporter, tokens_per_step: list[int] | None = None):
+        self.reporter = reporter
+        self.history: list[dict[str, Any]] = []
+        self.started = 0.0
+        self.trained_tokens = 0
+        self.tokens_seen = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+        self.reporter.progress_start(state.max_steps)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = dict(logs or {})
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        tokens = getattr(state, "num_input_tokens_seen", 0) or 0
+        values: dict[str, float] = {}
+        for key in ("loss", "learning_rate", "grad_norm", "eval_loss", "epoch"):
+            if key in logs:
+                values[key] = float(logs[key])
+        if tokens:
+            values["tokens_per_sec"] = tokens / elapsed
+            self.tokens_seen = tokens
+        if values:
+            self.history.append({"step": state.global_step, "time_s": round(elapsed, 3), **values})
+            if "loss" in values:
+                self.reporter.progress_update(state.global_step, state.max_steps, values)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.reporter.progress_end()
+
+
+class GracefulStop(TrainerCallback):
+    """First Ctrl-C: finish the current step, then stop so the run can save what it has. Second: abort."""
+
+    def __init__(self, reporter: Reporter):
+        self.reporter = reporter
+        self.requested = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not in the main thread: leave the default handler
+            self._previous = None
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.reporter.event("interrupt", "stopping after this step and saving (Ctrl-C again to abort now)")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_training_stop = True
+            control.should_save = False
+        return control

@@ -1,0 +1,87 @@
+"""Loading base models and tokenizers from a hub id, a local folder or a .gguf file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ftkit.errors import ModelError
+
+
+def model_source(model: str, base_dir: Path) -> tuple[str, dict[str, Any]]:
+    """(pretrained_name_or_path, extra kwargs) for from_pretrained; GGUF files load from their folder."""
+    candidate = Path(model).expanduser()
+    if not candidate.is_absolute() and (base_dir / candidate).exists():
+        candidate = (base_dir / candidate).resolve()
+    if model.endswith(".gguf"):
+        return str(candidate.parent), {"gguf_file": candidate.name}
+    if candidate.exists():
+        return str(candidate), {}
+    return model, {}
+
+
+def load_tokenizer(model: str, base_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    source, extra = model_source(model, base_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+    except (OSError, ValueError) as error:
+        raise ModelError(
+            f"cannot load the tokenizer for `{model}`: {_first_line(error)}",
+            hint="check the model id or path; hub models need network access or a local cache (HF_HOME)",
+        ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def model_class(task: str) -> Any:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
+
+
+def load_model(
+    model: str,
+    base_dir: Path,
+    task: str,
+    dtype: Any,
+    extra_kwargs: dict[str, Any] | None = None,
+    classification_labels: list[str] | None = None,
+) -> Any:
+    """Load the base model for a task. A GGUF model is rebuilt as a plain model so it can train and save."""
+    source, extra = model_source(model, base_dir)
+    kwargs: dict[str, Any] = {"dtype": dtype, **extra, **(extra_kwargs or {})}
+    if classification_labels is not None:
+        kwargs["num_labels"] = len(classification_labels)
+        kwargs["id2label"] = dict(enumerate(classification_labels))
+        kwargs["label2id"] = {label: index for index, label in enumerate(classification_labels)}
+    auto = model_class(task)
+    try:
+        loaded = auto.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as error:
+        raise ModelError(
+            f"cannot load model `{model}`: {_first_line(error)}",
+            hint="check the model id or path; hub models need network access or a local cache (HF_HOME)",
+        ) from None
+    if "gguf_file" in extra:
+        loaded = _plain_model_from_gguf(loaded, auto, dtype)
+    if loaded.config.pad_token_id is None and task == "classification":
+        loaded.config.pad_token_id = loaded.config.eos_token_id
+    return loaded
+
+
+def _plain_model_from_gguf(model: Any, auto: Any, dtype: Any) -> Any:
+    """transformers marks GGUF-loaded models quantized and refuses to train or save them; rebuild a plain one."""
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = auto.from_config(config, dtype=dtype)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    return plain
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
