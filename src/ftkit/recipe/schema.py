@@ -78,6 +78,11 @@ class TrainingConfig(_Strict):
         "auto", description="auto: on for GPUs and models over 1B parameters, off otherwise."
     )
     packing: bool = Field(False, description="Pack several examples into one sequence (causal-lm only).")
+    padding_free: bool | Auto = Field(
+        "auto",
+        description="Concatenate each batch without pad tokens (causal-lm); auto: on where transformers masks "
+        "packed sequences correctly (>= 5).",
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     logging_steps: int = Field(1, ge=1)
 

@@ -125,6 +125,7 @@ class _Run:
         training["precision"] = plan.precision
         training["gradient_checkpointing"] = plan.gradient_checkpointing
         training["device"] = plan.device
+        training["padding_free"] = plan.padding_free
         resolved["method"] = {"name": self.method.name, **options.model_dump(mode="json")}
         resolved["data"]["format"] = data.format
         resolved["data"]["train"] = str(self.loaded.resolve_path(self.recipe.data.train))
@@ -292,8 +293,10 @@ class _Run:
 
             config = SFTConfig(
                 **common,
-                max_length=training["max_seq_len"],
+                # Rows are already truncated (and counted) by render(); TRL re-truncates only when packing.
+                max_length=training["max_seq_len"] if training["packing"] else None,
                 packing=training["packing"],
+                padding_free=plan.padding_free,
                 completion_only_loss=False,
                 dataset_num_proc=None,
             )
@@ -372,13 +375,7 @@ class _Run:
         parameters = sum(p.numel() for p in model.parameters())
         adjustments = self.method.adjust_training(self.loaded.method_options, recipe.training.model_dump())
         training = {**recipe.training.model_dump(), **adjustments.overrides}
-        plan = plan_training(
-            hardware,
-            training["device"],
-            training["precision"],
-            training["gradient_checkpointing"],
-            parameters,
-        )
+        plan = plan_training(hardware, training, parameters, recipe.task)
         for note in [*plan.notes, *adjustments.notes]:
             self.event("note", note)
         resolved = self.resolve(data, plan, self.loaded.method_options)
