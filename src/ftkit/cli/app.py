@@ -10,13 +10,16 @@ from __future__ import annotations
 import importlib
 import os
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from ftkit import __version__
 from ftkit.cli._output import Output
 from ftkit.errors import ExitCode, FtkitError
+
+
+# Typer vendors its own click; find its exception base class without importing private modules.
+_CLICK_EXCEPTION = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
 
 
 class _FtkitGroup(TyperGroup):
@@ -34,7 +37,7 @@ class _FtkitGroup(TyperGroup):
         except KeyboardInterrupt:
             Output().error("interrupted by the user")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except (typer.Exit, typer.Abort, _CLICK_EXCEPTION):
             raise
         except Exception as error:
             if debug:
@@ -61,6 +64,14 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "ftkit.cli.validate",
     "ftkit.cli.run",
+    "ftkit.cli.runs",
+    "ftkit.cli.show",
+    "ftkit.cli.log",
+    "ftkit.cli.diff",
+    "ftkit.cli.tag",
+    "ftkit.cli.checkout",
+    "ftkit.cli.rerun",
+    "ftkit.cli.registry_cmd",
 )
 
 

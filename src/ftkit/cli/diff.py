@@ -1,0 +1,209 @@
+"""`ftkit diff A B`: what changed between two runs — config, metrics with direction-aware deltas, provenance.
+
+`--md` renders Markdown for a pull-request comment; `--fail-on 'eval.loss>+0.02'` makes it a CI gate (exit 1 when
+B regresses past the bound; a bad expression exits 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from ftkit.cli._output import Output
+from ftkit.cli._runs_common import (
+    colour,
+    fmt,
+    fmt_delta,
+    json_option,
+    no_registry_error,
+    open_or_none,
+    registry_option,
+    table,
+)
+from ftkit.errors import GateFailedError
+from ftkit.registry import diff as diffing
+
+
+def _side(loaded: dict) -> dict:
+    run, code = loaded["run"], (loaded["env"] or {}).get("code") or {}
+    return {
+        "id": loaded["id"],
+        "name": run.get("name"),
+        "status": run.get("status"),
+        "method": run.get("method"),
+        "model": run.get("model"),
+        "started_at": run.get("started_at"),
+        "code_commit": code.get("commit"),
+        "code_dirty": code.get("dirty"),
+        "tags": loaded.get("tags", []),
+    }
+
+
+def build_diff(a: dict, b: dict, include_all: bool = False) -> dict:
+    """The diff payload of two loaded runs (what --json prints)."""
+    return {
+        "a": _side(a),
+        "b": _side(b),
+        "config": diffing.config_changes(a["resolved"], b["resolved"], include_all=include_all),
+        "metrics": diffing.metric_rows(a["metrics"], b["metrics"]),
+        "provenance": diffing.provenance_warnings(a, b),
+    }
+
+
+_HEADER_ROWS = (
+    ("id", "id"),
+    ("name", "name"),
+    ("status", "status"),
+    ("method", "method"),
+    ("model", "model"),
+)
+
+
+def _commit(side: dict) -> str:
+    commit = (side.get("code_commit") or "—")[:12]
+    return commit + (" (dirty)" if side.get("code_dirty") else "")
+
+
+def render_human(out: Output, payload: dict, include_all: bool) -> None:
+    """Header, Config, Metrics and Provenance as rich tables."""
+    a, b = payload["a"], payload["b"]
+    header = [
+        [label, escape(str(a.get(key) or "—")), escape(str(b.get(key) or "—"))] for label, key in _HEADER_ROWS
+    ]
+    header.append(["code commit", escape(_commit(a)), escape(_commit(b))])
+    out.print(table("Runs", ["", "A", "B"], header, keep=(0, 1, 2)))
+    config = payload["config"]
+    if config:
+        title = "Config (all keys)" if include_all else "Config (changed keys)"
+        rows = [
+            [
+                escape(r["key"]),
+                escape(fmt(r["a"])),
+                (f"[bold]{escape(fmt(r['b']))}[/bold]" if r["changed"] else escape(fmt(r["b"]))),
+            ]
+            for r in config
+        ]
+        out.print(table(title, ["key", "A", "B"], rows, keep=(0,)))
+    else:
+        out.note("[dim]Config: no changes (output paths and names are ignored; --all shows every key)[/dim]")
+    metrics = payload["metrics"]
+    if metrics:
+        rows = []
+        for r in metrics:
+            delta, pct = fmt_delta(r["delta"], r["delta_pct"])
+            rows.append(
+                [
+                    escape(r["metric"]),
+                    escape(fmt(r["a"])),
+                    escape(fmt(r["b"])),
+                    colour(delta, r["verdict"]),
+                    colour(pct, r["verdict"]),
+                ]
+            )
+        out.print(table("Metrics", ["metric", "A", "B", "Δ", "Δ%"], rows, keep=(0, 1, 2, 3, 4)))
+    for warning in payload["provenance"]:
+        out.print(f"[yellow]provenance:[/yellow] {escape(warning)}")
+
+
+def _md_cell(value: Any) -> str:
+    return fmt(value).replace("|", "\\|").replace("\n", " ")
+
+
+_MD_MARK = {"better": " 🟢", "worse": " 🔴"}
+
+
+def render_markdown(payload: dict, include_all: bool, gates: list[dict]) -> str:
+    """A Markdown report for a pull-request comment."""
+    a, b = payload["a"], payload["b"]
+    lines = [
+        f"### ftkit diff: `{a['id']}` ({a.get('name')}) → `{b['id']}` ({b.get('name')})",
+        "",
+        "| | A | B |",
+        "|---|---|---|",
+    ]
+    for label, key in _HEADER_ROWS[2:]:
+        lines.append(f"| {label} | {_md_cell(a.get(key))} | {_md_cell(b.get(key))} |")
+    lines.append(f"| code commit | {_md_cell(_commit(a))} | {_md_cell(_commit(b))} |")
+    lines += ["", "#### Config" + (" (all keys)" if include_all else " (changed keys)"), ""]
+    if payload["config"]:
+        lines += ["| key | A | B |", "|---|---|---|"]
+        for r in payload["config"]:
+            b_cell = f"**{_md_cell(r['b'])}**" if r["changed"] and include_all else _md_cell(r["b"])
+            lines.append(f"| `{r['key']}` | {_md_cell(r['a'])} | {b_cell} |")
+    else:
+        lines.append("No changes.")
+    lines += ["", "#### Metrics", ""]
+    if payload["metrics"]:
+        lines += ["| metric | A | B | Δ | Δ% |", "|---|---:|---:|---:|---:|"]
+        for r in payload["metrics"]:
+            delta, pct = fmt_delta(r["delta"], r["delta_pct"])
+            mark = _MD_MARK.get(r["verdict"] or "", "")
+            lines.append(
+                f"| `{r['metric']}` | {_md_cell(r['a'])} | {_md_cell(r['b'])} | {delta}{mark} | {pct} |"
+            )
+    else:
+        lines.append("No metrics recorded.")
+    if payload["provenance"]:
+        lines += ["", "#### Provenance", ""]
+        lines += [f"- ⚠️ {w}" for w in payload["provenance"]]
+    if gates:
+        lines += ["", "#### Gates", ""]
+        lines += [f"- {'❌' if g['failed'] else '✅'} `{g['expression']}`: {g['message']}" for g in gates]
+    return "\n".join(lines) + "\n"
+
+
+def diff_command(
+    run_a: str = typer.Argument(
+        ..., metavar="A", help="The baseline run (id, prefix, name, tag, @latest~1, ...)."
+    ),
+    run_b: str = typer.Argument(..., metavar="B", help="The run compared with it."),
+    all_: bool = typer.Option(False, "--all", "-a", help="Show every config key, not only the changed ones."),
+    markdown: bool = typer.Option(False, "--md", help="Print Markdown (for a pull-request comment)."),
+    fail_on: list[str] = typer.Option(
+        [],
+        "--fail-on",
+        help="CI gate, repeatable: exit 1 when B moves past the bound, e.g. 'eval.loss>+0.02', "
+        "'eval.loss>+5%', 'eval.accuracy<-0.01', 'eval.accuracy<-2%'.",
+    ),
+    json_mode: bool = json_option(),
+    registry: Path | None = registry_option(),
+) -> None:
+    """Compare two runs: changed config keys, metrics side by side with deltas, provenance differences."""
+    gates = [
+        diffing.parse_gate(expression) for expression in fail_on
+    ]  # bad expressions exit 2 before any work
+    out = Output(json_mode)
+    reg = open_or_none(registry)
+    if reg is None:
+        raise no_registry_error(registry)
+    with reg:
+        a = reg.load_run(reg.resolve(run_a))
+        b = reg.load_run(reg.resolve(run_b))
+    payload = build_diff(a, b, include_all=all_)
+    results = [gate.check(a["metrics"], b["metrics"]) for gate in gates]
+    payload["gates"] = results
+    if markdown:
+        payload["markdown"] = render_markdown(payload, all_, results)
+    out.emit(payload)
+    if markdown:
+        out.print(payload["markdown"], markup=False, highlight=False)
+    else:
+        render_human(out, payload, all_)
+        for result in results:
+            mark = "[red]✗ gate[/red]" if result["failed"] else "[green]✓ gate[/green]"
+            out.print(f"{mark} {escape(result['expression'])}: {escape(result['message'])}")
+    failed = [r for r in results if r["failed"]]
+    if failed:
+        raise GateFailedError(
+            f"{len(failed)} of {len(results)} gate(s) failed: B regressed beyond the bound",
+            problems=[r["message"] for r in failed],
+            hint="inspect the run with `ftkit show`, or loosen the bound if the change is intended",
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ftkit diff`."""
+    app.command("diff")(diff_command)

@@ -1,0 +1,85 @@
+"""`ftkit rerun RUN [--set key=value ...]`: a new run from a recorded run's resolved recipe, its parent recorded."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from ftkit.cli._output import Output
+from ftkit.cli._runs_common import json_option, no_registry_error, open_or_none, registry_option
+from ftkit.errors import UsageError
+
+
+def prepare_rerun(registry: Path | None, run: str, original: bool) -> tuple[str, str]:
+    """(run id, recipe text) for re-running `run`: its resolved recipe (fresh name) or its recipe as given."""
+    reg = open_or_none(registry)
+    if reg is None:
+        raise no_registry_error(registry)
+    with reg:
+        run_id = reg.resolve(run)
+        loaded = reg.load_run(run_id)
+    if original:
+        text = loaded["recipe"]
+    else:
+        from ftkit.registry import yamlish
+
+        resolved = dict(loaded["resolved"])
+        resolved.pop("name", None)  # the new run gets its own name
+        text = (
+            yamlish.dump(resolved, header=f"rerun of {run_id} ({loaded['run'].get('name')})")
+            if resolved
+            else ""
+        )
+    if not text.strip():
+        raise UsageError(
+            f"run {run_id} has no {'recipe' if original else 'resolved recipe'} to re-run",
+            hint="try " + ("without --original" if original else "--original"),
+        )
+    return run_id, text
+
+
+def rerun_command(
+    run: str = typer.Argument(..., help="Run id, unique id prefix, name, tag, @latest or @latest~N."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. training.learning_rate=1e-4."),
+    original: bool = typer.Option(
+        False,
+        "--original",
+        help="Start from the recipe as given (relative paths: this folder) not the resolved one.",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show the plan; no training."),
+    json_mode: bool = json_option(),
+    registry: Path | None = registry_option(),
+) -> None:
+    """Run again from a recorded run's resolved recipe (with --set changes); the new run records it as parent."""
+    from ftkit.cli.run import execute_run
+
+    out = Output(json_mode)
+    run_id, text = prepare_rerun(registry, run, original)
+    folder = Path.cwd() if original else Path(tempfile.gettempdir())
+    fd, name = tempfile.mkstemp(prefix=f".ftkit-rerun-{run_id}-", suffix=".yaml", dir=folder)
+    recipe_path = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        out.note(f"re-running {escape(run_id)}" + (f" with {escape(', '.join(set_))}" if set_ else ""))
+        code = execute_run(
+            recipe_path,
+            list(set_),
+            json_mode=json_mode,
+            dry_run=dry_run,
+            parent=run_id,
+            registry_path=registry,
+        )
+    finally:
+        recipe_path.unlink(missing_ok=True)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ftkit rerun`."""
+    app.command("rerun")(rerun_command)

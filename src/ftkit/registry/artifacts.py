@@ -1,0 +1,105 @@
+"""The content-addressed store for weights and other run outputs, beside the registry's git repository.
+
+Files live at `<registry>/objects/sha256/ab/cdef...` (the first two hex digits name the folder). A file that is
+already stored is never written again, so identical weights across runs take the space once. Files are copied by
+default — a hard link would let a later in-place write to the run's output folder silently change the stored
+copy — and `link=True` (or FTKIT_ARTIFACTS=link) hard-links instead when the output folder is on the same disk.
+Stored files are made read-only. Every write goes through a temporary file and an atomic rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from ftkit.errors import RegistryError
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ArtifactStore:
+    """Content-addressed files under `root` (normally `<registry>/objects`)."""
+
+    def __init__(self, root: Path, link: bool | None = None):
+        self.root = Path(root)
+        self.link = os.environ.get("FTKIT_ARTIFACTS", "copy") == "link" if link is None else link
+
+    def relative_path(self, sha256: str) -> str:
+        """Where a digest lives, relative to the registry folder (the `path` in artifacts.json)."""
+        return f"objects/sha256/{sha256[:2]}/{sha256[2:]}"
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256[2:]
+
+    def has(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def put(self, source: Path) -> tuple[str, int, bool]:
+        """Store one file; return (sha256, size, newly_stored)."""
+        source = Path(source)
+        try:
+            digest = sha256_file(source)
+            size = source.stat().st_size
+        except OSError as error:
+            raise RegistryError(f"cannot read output file {source}: {error.strerror or error}") from error
+        target = self.path_for(digest)
+        if target.is_file():
+            return digest, size, False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self.link:
+            try:
+                tmp = target.parent / f".tmp-{os.getpid()}-{digest[:8]}"
+                os.link(source, tmp)
+                os.replace(tmp, target)
+                return digest, size, True
+            except OSError:
+                pass  # another filesystem: fall back to a copy
+        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        try:
+            copied = hashlib.sha256()
+            with open(source, "rb") as reader, os.fdopen(fd, "wb") as writer:
+                for chunk in iter(lambda: reader.read(_CHUNK), b""):
+                    copied.update(chunk)
+                    writer.write(chunk)
+            if copied.hexdigest() != digest:
+                raise RegistryError(f"{source} changed while it was being stored", hint="re-run the command")
+            os.chmod(tmp_name, 0o444)
+            os.replace(tmp_name, target)
+        except OSError as error:
+            raise RegistryError(f"cannot store {source} in {self.root}: {error.strerror or error}") from error
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+        return digest, size, True
+
+    def put_tree(self, folder: Path) -> list[dict]:
+        """Store every file under `folder` (recursively, symlinks followed, sorted); return artifacts.json rows."""
+        folder = Path(folder)
+        rows = []
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest, size, _ = self.put(path)
+            rows.append(
+                {
+                    "name": path.relative_to(folder).as_posix(),
+                    "sha256": digest,
+                    "size": size,
+                    "path": self.relative_path(digest),
+                }
+            )
+        return rows
+
+    def verify(self, sha256: str) -> bool:
+        """True when the stored file exists and still hashes to its name."""
+        path = self.path_for(sha256)
+        return path.is_file() and sha256_file(path) == sha256
