@@ -44,6 +44,9 @@ class Method:
     default_learning_rate: ClassVar[float] = 2e-4
     # False where cached generation is wrong for this method (prefix/prompt tuning): decode without a KV cache.
     generation_use_cache: ClassVar[bool] = True
+    # The run's tokenizer, set by the runner (and `ftkit.inference`) before `prepare`/`load_trained`, for methods
+    # that need it (prompt tuning's init text). None until then.
+    tokenizer: Any = None
 
     def check_requirements(self) -> None:
         """Raise MissingDependencyError, with the install command, before any model is loaded."""
@@ -64,6 +67,10 @@ class Method:
     def model_load_kwargs(self, options: MethodOptions, device: str) -> dict[str, Any]:
         """Extra keyword arguments for `from_pretrained` (e.g. a quantization config)."""
         return {}
+
+    def merge_load_kwargs(self, options: MethodOptions, device: str) -> dict[str, Any]:
+        """`from_pretrained` kwargs for the base a trained adapter is merged into (QLoRA: full precision)."""
+        return self.model_load_kwargs(options, device)
 
     def prepare(self, model: Any, options: MethodOptions, task: str) -> Any:
         """Wrap or modify the loaded base model for training; return the model to train."""

@@ -21,7 +21,13 @@ ENTRY_POINT_GROUP = "ftkit.methods"
 # name -> "module:Class"; imported lazily so listing methods stays cheap.
 BUILTIN_METHODS: dict[str, str] = {
     "lora": "ftkit.methods.lora:LoraMethod",
+    "dora": "ftkit.methods.dora:DoraMethod",
+    "qlora": "ftkit.methods.qlora:QloraMethod",
+    "prefix": "ftkit.methods.prefix:PrefixMethod",
+    "prompt": "ftkit.methods.prompt:PromptMethod",
+    "ia3": "ftkit.methods.ia3:Ia3Method",
     "full": "ftkit.methods.full:FullMethod",
+    "freeze": "ftkit.methods.freeze:FreezeMethod",
 }
 
 _registered: dict[str, type[Method]] = {}
