@@ -40,6 +40,7 @@ def causal_lm_loss(
                 labels[row, :n] = torch.tensor(example["labels"])
                 mask[row, :n] = 1
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+            logits = logits[:, -length:]  # prompt tuning prepends its virtual tokens' logits
             shift_logits = logits[:, :-1, :].float()
             shift_labels = labels[:, 1:].to(device)
             loss = torch.nn.functional.cross_entropy(

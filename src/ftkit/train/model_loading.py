@@ -58,6 +58,8 @@ def load_model(
         kwargs["id2label"] = dict(enumerate(classification_labels))
         kwargs["label2id"] = {label: index for index, label in enumerate(classification_labels)}
     auto = model_class(task)
+    # transformers refuses a quantization config with a GGUF file: de-quantize first, then quantize (QLoRA).
+    requantize = kwargs.pop("quantization_config", None) if "gguf_file" in extra else None
     try:
         loaded = auto.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as error:
@@ -67,6 +69,8 @@ def load_model(
         ) from None
     if "gguf_file" in extra:
         loaded = _plain_model_from_gguf(loaded, auto, dtype)
+        if requantize is not None:
+            loaded = _quantized_copy(loaded, auto, requantize, kwargs.get("device_map"))
     if loaded.config.pad_token_id is None and task == "classification":
         loaded.config.pad_token_id = loaded.config.eos_token_id
     return loaded
@@ -81,6 +85,17 @@ def _plain_model_from_gguf(model: Any, auto: Any, dtype: Any) -> Any:
     plain.load_state_dict(model.state_dict())
     plain.generation_config = model.generation_config
     return plain
+
+
+def _quantized_copy(model: Any, auto: Any, quantization_config: Any, device_map: Any) -> Any:
+    """Quantize a plain model (e.g. from GGUF) by saving it to a temporary folder and loading it quantized."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ftkit-quantize-") as folder:
+        model.save_pretrained(folder)
+        return auto.from_pretrained(
+            folder, quantization_config=quantization_config, device_map=device_map or "cpu", dtype=model.dtype
+        )
 
 
 def _first_line(error: Exception) -> str:

@@ -345,6 +345,7 @@ class _Run:
         result.hardware = hardware.to_dict()
 
         tokenizer = load_tokenizer(recipe.model, self.loaded.base_dir)
+        self.method.tokenizer = tokenizer  # for methods that need it in prepare() (prompt tuning's init text)
         if recipe.task == "causal-lm" and ensure_chat_template(tokenizer):
             self.event("note", "the tokenizer has no chat template; using ChatML (saved with the model)")
         labels = None
