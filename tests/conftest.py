@@ -144,3 +144,32 @@ def write_recipe(
 @pytest.fixture
 def recipe_file(tmp_path, tiny_model_dir, chat_data) -> Path:
     return write_recipe(tmp_path / "recipe.yaml", tiny_model_dir, chat_data["train"], chat_data["eval"])
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory) -> Path:
+    """A 2-layer BERT encoder (the MiniLM architecture family) with the same tiny tokenizer."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = build_tokenizer(directory)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
+    )
+    BertModel(config).save_pretrained(directory)
+    return directory
+
+
+def classification_rows(count: int, seed: int = 0) -> list[dict]:
+    """Warm colours vs cool colours, with distractor words: learnable in a few steps."""
+    rng = random.Random(seed)
+    warm, cool = ["red", "orange", "yellow"], ["blue", "green", "purple"]
+    rows = []
+    for _ in range(count):
+        label = rng.choice(["warm", "cool"])
+        colour = rng.choice(warm if label == "warm" else cool)
+        rows.append({"text": f"the {rng.choice(ANIMALS)} is {colour}", "label": label})
+    return rows

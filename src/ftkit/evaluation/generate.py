@@ -39,6 +39,48 @@ def greedy_generate(
     return tokenizer.decode(new_tokens, skip_special_tokens=True)
 
 
+def greedy_generate_batch(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    max_new_tokens: int = 64,
+    use_cache: bool = True,
+    device: str = "cpu",
+    batch_size: int = 8,
+) -> list[str]:
+    """Greedy-decode many prompts. Cached decoding runs left-padded batches; no-cache decoding goes one by one."""
+    import torch
+
+    if not use_cache:
+        return [greedy_generate(model, tokenizer, p, max_new_tokens, False, device) for p in prompts]
+    stop_ids = sorted({t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None})
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    outputs: list[str] = []
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(prompts), batch_size):
+                batch = tokenizer(
+                    prompts[start : start + batch_size],
+                    add_special_tokens=False,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(device)
+                generated = model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=stop_ids or None,
+                )
+                new = generated[:, batch["input_ids"].shape[1] :]
+                outputs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = padding_side
+    return outputs
+
+
 def greedy_tokens_no_cache(model: Any, ids: Any, max_new_tokens: int, stop_ids: set[int]) -> list[int]:
     """Greedy decoding by repeated full forward passes without a KV cache: slow but exact for any model."""
     import torch

@@ -118,20 +118,55 @@ class _Problems:
         key = ".".join(path) if path else "(recipe)"
         self.items.append(f"{self.where(path)}: {key}: {message}")
 
-    def add_validation_error(self, error: ValidationError, prefix: tuple[str, ...] = (), valid=None) -> None:
+    def add_validation_error(self, error: ValidationError, raw: Any, prefix: tuple[str, ...] = (), valid=None) -> None:
+        """Add pydantic's errors, one per key: union alternatives for the same key are merged."""
+        merged: dict[tuple[str, ...], list[dict]] = {}
         for item in error.errors():
-            path = (*prefix, *(str(part) for part in item["loc"] if not str(part).startswith("function-")))
-            path = tuple(part for part in path if part not in {"literal['auto']", "float", "int", "bool"})
-            if item["type"] == "extra_forbidden":
+            merged.setdefault((*prefix, *_key_path(raw, item["loc"])), []).append(item)
+        for path, items in merged.items():
+            first = items[0]
+            if first["type"] == "extra_forbidden":
                 valid_keys = valid(path[:-1]) if valid else []
-                close = difflib.get_close_matches(path[-1], valid_keys, n=1, cutoff=0.5)
-                hint = f"; did you mean `{close[0]}`?" if close else ""
+                close = closest_key(path[-1], [key.split(" ")[0] for key in valid_keys])
+                hint = f"; did you mean `{close}`?" if close else ""
                 self.add(path, f"unknown key{hint} (valid here: {', '.join(valid_keys)})")
-            elif item["type"] == "missing":
+            elif first["type"] == "missing":
                 self.add(path, "required key is missing")
             else:
-                message = item["msg"].removeprefix("Value error, ")
-                self.add(path, f"{message} (got {item.get('input')!r})")
+                expected = " or ".join(
+                    dict.fromkeys(i["msg"].removeprefix("Value error, ").removeprefix("Input should be ") for i in items)
+                )
+                self.add(path, f"must be {expected} (got {first.get('input')!r})")
+
+
+def closest_key(name: str, valid_keys: list[str]) -> str | None:
+    """The valid key a typo most likely meant: spelling first, then abbreviations (`rank` -> `r`)."""
+    close = difflib.get_close_matches(name, valid_keys, n=1, cutoff=0.5)
+    if close:
+        return close[0]
+    prefixed = [key for key in valid_keys if name.startswith(key) or key.startswith(name)]
+    return max(prefixed, key=len) if prefixed else None
+
+
+def _key_path(raw: Any, loc: tuple) -> tuple[str, ...]:
+    """The recipe keys in a pydantic error location, without union-member tags such as `float`."""
+    path: list[str] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(str(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(str(part))
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part.isidentifier() and not path_is_tag(part):
+            path.append(part)  # a missing key
+            node = None
+    return tuple(path)
+
+
+def path_is_tag(part: str) -> bool:
+    return part in {"float", "int", "bool", "str", "list", "dict", "none"} or part.startswith(("literal[", "constrained-"))
 
 
 def load_recipe(
@@ -172,7 +207,7 @@ def load_recipe(
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as error:
-        problems.add_validation_error(error, valid=known_keys)
+        problems.add_validation_error(error, raw, valid=known_keys)
 
     method_options: MethodOptions | None = None
     if isinstance(method_raw, dict):
@@ -189,6 +224,7 @@ def load_recipe(
                 fields = list(method.options_model.model_fields)
                 problems.add_validation_error(
                     error,
+                    options,
                     prefix=("method",),
                     valid=lambda _path, fields=fields: (
                         [f"name ({method.name})", *fields] if fields else ["name"]

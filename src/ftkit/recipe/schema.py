@@ -6,11 +6,14 @@ options model validates (see `ftkit.recipe.load`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Auto = Literal["auto"]
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Rate = Annotated[float, Field(gt=0, lt=1)]
 DATA_FORMATS = ("auto", "text", "completion", "instruction", "chat", "classification", "preference")
 
 
@@ -56,12 +59,12 @@ class MethodConfig(BaseModel):
 
 
 class TrainingConfig(_Strict):
-    epochs: float | Auto = Field(1, description="Passes over the training data; auto picks by data size.")
+    epochs: PositiveFloat | Auto = Field(1, description="Passes over the training data; auto picks by data size.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (a cap).")
-    learning_rate: float | Auto = Field(
+    learning_rate: Rate | Auto = Field(
         "auto", description="Peak learning rate; auto uses the method's default."
     )
-    batch_size: int | Auto = Field(8, description="Examples per device per step; auto picks from data size.")
+    batch_size: PositiveInt | Auto = Field(8, description="Examples per device per step; auto picks from data size.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     max_seq_len: int = Field(
         512, ge=8, le=1_048_576, description="Longer examples are truncated (and counted)."
@@ -85,16 +88,6 @@ class TrainingConfig(_Strict):
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     logging_steps: int = Field(1, ge=1)
-
-    @model_validator(mode="after")
-    def _positive(self) -> TrainingConfig:
-        if self.epochs != "auto" and self.epochs <= 0:
-            raise ValueError("epochs must be > 0")
-        if self.learning_rate != "auto" and not 0 < self.learning_rate < 1:
-            raise ValueError("learning_rate must be between 0 and 1")
-        if self.batch_size != "auto" and self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        return self
 
 
 class EvaluationConfig(_Strict):

@@ -212,23 +212,26 @@ class _Run:
     def generate_samples(
         self, model: Any, tokenizer: Any, data: RunData, device: str
     ) -> list[dict[str, Any]]:
-        from ftkit.evaluation.generate import exact_match, greedy_generate
+        from ftkit.evaluation.generate import exact_match, greedy_generate_batch
 
         settings = self.recipe.evaluation
+        examples = [example.data for example in data.eval[: settings.generate]]
+        prompts = [prompt_text(example, tokenizer) for example in examples]
+        predictions = greedy_generate_batch(
+            model,
+            tokenizer,
+            prompts,
+            settings.max_new_tokens,
+            use_cache=self.method.generation_use_cache,
+            device=device,
+            batch_size=settings.batch_size,
+        )
         samples = []
-        for example in [example.data for example in data.eval[: settings.generate]]:
-            prediction = greedy_generate(
-                model,
-                tokenizer,
-                prompt_text(example, tokenizer),
-                settings.max_new_tokens,
-                use_cache=self.method.generation_use_cache,
-                device=device,
-            )
+        for example, prompt, prediction in zip(examples, prompts, predictions, strict=True):
             reference = reference_text(example)
             samples.append(
                 {
-                    "prompt": prompt_text(example, tokenizer),
+                    "prompt": prompt,
                     "reference": reference,
                     "prediction": prediction,
                     "match": exact_match(prediction, reference),
@@ -360,6 +363,7 @@ class _Run:
         train_rows, eval_rows = self.render(data, tokenizer, labels)
 
         set_seed(recipe.training.seed)
+        self.event("phase", f"loading {recipe.model}")
         dtype = (
             torch.bfloat16
             if recipe.training.precision == "bf16" and self.method.is_adapter
@@ -485,6 +489,7 @@ def quiet_libraries() -> None:
     import datasets
     import transformers
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # raw tqdm bars, e.g. GGUF de-quantization
     datasets.disable_progress_bars()
     datasets.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
