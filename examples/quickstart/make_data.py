@@ -13,13 +13,66 @@ import json
 import random
 from pathlib import Path
 
-FIRST_NAMES = ["Alice", "Bruno", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hana", "Ivan", "Julia", "Kenji",
-               "Lena", "Marco", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera",
-               "Wei", "Ximena", "Yusuf", "Zoe"]
-CITIES = ["Paris", "Lagos", "Osaka", "Lima", "Oslo", "Cairo", "Quito", "Dublin", "Hanoi", "Porto", "Austin",
-          "Delhi", "Seoul", "Accra", "Turin", "Perth"]
-JOBS = ["nurse", "pilot", "baker", "teacher", "chemist", "lawyer", "plumber", "designer", "farmer", "dentist",
-        "engineer", "librarian"]
+FIRST_NAMES = [
+    "Alice",
+    "Bruno",
+    "Chen",
+    "Dana",
+    "Emeka",
+    "Farah",
+    "Goran",
+    "Hana",
+    "Ivan",
+    "Julia",
+    "Kenji",
+    "Lena",
+    "Marco",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wei",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+]
+CITIES = [
+    "Paris",
+    "Lagos",
+    "Osaka",
+    "Lima",
+    "Oslo",
+    "Cairo",
+    "Quito",
+    "Dublin",
+    "Hanoi",
+    "Porto",
+    "Austin",
+    "Delhi",
+    "Seoul",
+    "Accra",
+    "Turin",
+    "Perth",
+]
+JOBS = [
+    "nurse",
+    "pilot",
+    "baker",
+    "teacher",
+    "chemist",
+    "lawyer",
+    "plumber",
+    "designer",
+    "farmer",
+    "dentist",
+    "engineer",
+    "librarian",
+]
 TEMPLATES = [
     "{name} is a {age}-year-old {job} who lives in {city}.",
     "Meet {name}, {age}, a {job} based in {city}.",
@@ -32,14 +85,20 @@ INSTRUCTION = "Extract name, age, job and city as JSON."
 
 
 def make_row(rng: random.Random) -> dict:
-    person = {"name": rng.choice(FIRST_NAMES), "age": rng.randint(19, 79), "job": rng.choice(JOBS),
-              "city": rng.choice(CITIES)}
+    person = {
+        "name": rng.choice(FIRST_NAMES),
+        "age": rng.randint(19, 79),
+        "job": rng.choice(JOBS),
+        "city": rng.choice(CITIES),
+    }
     sentence = rng.choice(TEMPLATES).format(**person)
     answer = json.dumps(person, separators=(", ", ": "))
-    return {"messages": [
-        {"role": "user", "content": f"{INSTRUCTION}\n{sentence}"},
-        {"role": "assistant", "content": answer},
-    ]}
+    return {
+        "messages": [
+            {"role": "user", "content": f"{INSTRUCTION}\n{sentence}"},
+            {"role": "assistant", "content": answer},
+        ]
+    }
 
 
 def main() -> None:

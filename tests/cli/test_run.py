@@ -76,8 +76,13 @@ def test_loss_falls_and_tuned_beats_base(lora_run):
 def test_output_folder_holds_adapter_tokenizer_resolved_and_metrics(lora_run):
     payload = json.loads(lora_run[1].stdout)
     output = Path(payload["output_dir"])
-    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "resolved.yaml",
-                 "metrics.json"):
+    for name in (
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tokenizer.json",
+        "resolved.yaml",
+        "metrics.json",
+    ):
         assert (output / name).is_file(), name
     assert json.loads((output / "metrics.json").read_text())["eval.loss"] == pytest.approx(
         payload["metrics"]["eval.loss"]
@@ -85,8 +90,15 @@ def test_output_folder_holds_adapter_tokenizer_resolved_and_metrics(lora_run):
     resolved = yaml.safe_load((output / "resolved.yaml").read_text())
     assert resolved["training"]["learning_rate"] == pytest.approx(1e-2)
     assert resolved["training"]["precision"] == "fp32"
-    assert resolved["method"] == {"name": "lora", "r": 8, "alpha": 16.0, "dropout": 0.05,
-                                  "target_modules": "all-linear", "rslora": False, "bias": "none"}
+    assert resolved["method"] == {
+        "name": "lora",
+        "r": 8,
+        "alpha": 16.0,
+        "dropout": 0.05,
+        "target_modules": "all-linear",
+        "rslora": False,
+        "bias": "none",
+    }
     assert resolved["data"]["format"] == "chat"
     from transformers import AutoTokenizer
 
@@ -108,8 +120,9 @@ def test_saved_adapter_reloads_to_the_trained_model(lora_run, tiny_model_dir):
 def test_full_fine_tune_reloads_with_auto_model(tmp_path, tiny_model_dir, chat_data):
     from transformers import AutoModelForCausalLM
 
-    recipe = write_recipe(tmp_path / "full.yaml", tiny_model_dir, chat_data["train"], chat_data["eval"],
-                          method="full")
+    recipe = write_recipe(
+        tmp_path / "full.yaml", tiny_model_dir, chat_data["train"], chat_data["eval"], method="full"
+    )
     result = run_cli(["run", str(recipe), "--json", "--set", "training.learning_rate=1e-3"], tmp_path / "reg")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -122,7 +135,7 @@ def test_full_fine_tune_reloads_with_auto_model(tmp_path, tiny_model_dir, chat_d
 
 def test_same_seed_gives_the_same_run(tmp_path, recipe_file):
     losses = []
-    for attempt in range(2):
+    for _ in range(2):
         result = run_cli(["run", str(recipe_file), "--json", "--set", "training.max_steps=4"], tmp_path / "r")
         assert result.exit_code == 0, result.output
         losses.append(json.loads(result.stdout)["metrics"]["train.loss"])
@@ -160,21 +173,44 @@ def test_unloadable_model_is_exit_2(tmp_path, chat_data):
 
 def _ftkit(*args: str, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "FTKIT_DEBUG": "0"}
-    return subprocess.run([sys.executable, "-m", "ftkit", *args], capture_output=True, text=True, env=env, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "ftkit", *args], capture_output=True, text=True, env=env, **kwargs
+    )
 
 
 def test_subprocess_run_json_stdout_is_pure_json(tmp_path, recipe_file):
-    result = _ftkit("run", str(recipe_file), "--json", "--set", "training.max_steps=3",
-                    "--registry", str(tmp_path / "reg"))
+    result = _ftkit(
+        "run",
+        str(recipe_file),
+        "--json",
+        "--set",
+        "training.max_steps=3",
+        "--registry",
+        str(tmp_path / "reg"),
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "succeeded"
 
 
 def test_ctrl_c_saves_and_exits_130(tmp_path, recipe_file):
     process = subprocess.Popen(
-        [sys.executable, "-m", "ftkit", "run", str(recipe_file), "--json", "--set", "training.max_steps=100000",
-         "--set", "training.logging_steps=1", "--registry", str(tmp_path / "reg")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ftkit",
+            "run",
+            str(recipe_file),
+            "--json",
+            "--set",
+            "training.max_steps=100000",
+            "--set",
+            "training.logging_steps=1",
+            "--registry",
+            str(tmp_path / "reg"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 120
     seen = ""

@@ -110,24 +110,39 @@ def test_missing_data_file_and_bad_model_path(project):
 
 
 def test_missing_gguf_and_malformed_model_id(project):
-    assert "GGUF file not found" in problems_of(write(project, MINIMAL.replace(
-        "HuggingFaceTB/SmolLM2-135M-Instruct", "weights/model.gguf")))[0]
-    assert "not a hub id" in problems_of(write(project, MINIMAL.replace(
-        "HuggingFaceTB/SmolLM2-135M-Instruct", "'bad model id!'")))[0]
+    assert (
+        "GGUF file not found"
+        in problems_of(
+            write(project, MINIMAL.replace("HuggingFaceTB/SmolLM2-135M-Instruct", "weights/model.gguf"))
+        )[0]
+    )
+    assert (
+        "not a hub id"
+        in problems_of(
+            write(project, MINIMAL.replace("HuggingFaceTB/SmolLM2-135M-Instruct", "'bad model id!'"))
+        )[0]
+    )
 
 
 def test_eval_and_eval_split_are_exclusive(project):
-    text = MINIMAL.replace("  eval: data/eval.jsonl            # or eval_split: 0.1", "  eval: data/eval.jsonl\n  eval_split: 0.1")
+    text = MINIMAL.replace(
+        "  eval: data/eval.jsonl            # or eval_split: 0.1",
+        "  eval: data/eval.jsonl\n  eval_split: 0.1",
+    )
     assert "give either `eval` or `eval_split`" in problems_of(write(project, text))[0]
 
 
 def test_set_overrides_and_validates_the_same_way(project):
     path = write(project, MINIMAL)
-    loaded = load_recipe(path, ["training.learning_rate=1e-4", "method.r=8", "data.eval_split=0.2", "data.eval=null"])
+    loaded = load_recipe(
+        path, ["training.learning_rate=1e-4", "method.r=8", "data.eval_split=0.2", "data.eval=null"]
+    )
     assert loaded.recipe.training.learning_rate == pytest.approx(1e-4)
     assert loaded.method_options.r == 8
     problems = problems_of(path, ["training.learning_rate=fast", "training.max_step=3"])
-    assert any(p.startswith("--set training.learning_rate: training.learning_rate:") for p in problems), problems
+    assert any(p.startswith("--set training.learning_rate: training.learning_rate:") for p in problems), (
+        problems
+    )
     assert any("--set training.max_step" in p and "did you mean `max_steps`" in p for p in problems), problems
 
 

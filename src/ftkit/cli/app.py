@@ -17,7 +17,6 @@ from ftkit import __version__
 from ftkit.cli._output import Output
 from ftkit.errors import ExitCode, FtkitError
 
-
 # Typer vendors its own click; find its exception base class without importing private modules.
 _CLICK_EXCEPTION = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
 

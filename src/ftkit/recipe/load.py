@@ -118,7 +118,9 @@ class _Problems:
         key = ".".join(path) if path else "(recipe)"
         self.items.append(f"{self.where(path)}: {key}: {message}")
 
-    def add_validation_error(self, error: ValidationError, raw: Any, prefix: tuple[str, ...] = (), valid=None) -> None:
+    def add_validation_error(
+        self, error: ValidationError, raw: Any, prefix: tuple[str, ...] = (), valid=None
+    ) -> None:
         """Add pydantic's errors, one per key: union alternatives for the same key are merged."""
         merged: dict[tuple[str, ...], list[dict]] = {}
         for item in error.errors():
@@ -134,7 +136,9 @@ class _Problems:
                 self.add(path, "required key is missing")
             else:
                 expected = " or ".join(
-                    dict.fromkeys(i["msg"].removeprefix("Value error, ").removeprefix("Input should be ") for i in items)
+                    dict.fromkeys(
+                        i["msg"].removeprefix("Value error, ").removeprefix("Input should be ") for i in items
+                    )
                 )
                 self.add(path, f"must be {expected} (got {first.get('input')!r})")
 
@@ -153,20 +157,27 @@ def _key_path(raw: Any, loc: tuple) -> tuple[str, ...]:
     path: list[str] = []
     node = raw
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if (
+            isinstance(node, dict)
+            and part in node
+            or isinstance(node, list)
+            and isinstance(part, int)
+            and part < len(node)
+        ):
             path.append(str(part))
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            path.append(str(part))
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part.isidentifier() and not path_is_tag(part):
+        elif (
+            isinstance(node, dict) and isinstance(part, str) and part.isidentifier() and not path_is_tag(part)
+        ):
             path.append(part)  # a missing key
             node = None
     return tuple(path)
 
 
 def path_is_tag(part: str) -> bool:
-    return part in {"float", "int", "bool", "str", "list", "dict", "none"} or part.startswith(("literal[", "constrained-"))
+    return part in {"float", "int", "bool", "str", "list", "dict", "none"} or part.startswith(
+        ("literal[", "constrained-")
+    )
 
 
 def load_recipe(

@@ -59,12 +59,16 @@ class MethodConfig(BaseModel):
 
 
 class TrainingConfig(_Strict):
-    epochs: PositiveFloat | Auto = Field(1, description="Passes over the training data; auto picks by data size.")
+    epochs: PositiveFloat | Auto = Field(
+        1, description="Passes over the training data; auto picks by data size."
+    )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (a cap).")
     learning_rate: Rate | Auto = Field(
         "auto", description="Peak learning rate; auto uses the method's default."
     )
-    batch_size: PositiveInt | Auto = Field(8, description="Examples per device per step; auto picks from data size.")
+    batch_size: PositiveInt | Auto = Field(
+        8, description="Examples per device per step; auto picks from data size."
+    )
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     max_seq_len: int = Field(
         512, ge=8, le=1_048_576, description="Longer examples are truncated (and counted)."
