@@ -17,6 +17,7 @@ from typing import Any
 _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _KEYWORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+_UNPRINTABLE = re.compile("[\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _INT = re.compile(r"^-?[0-9]+$")
 _FLOAT = re.compile(r"^-?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?$")
 
@@ -65,13 +66,18 @@ def _scalar(value: Any) -> str:
     text = str(value)
     if _PLAIN.match(text) and text.lower() not in _KEYWORDS:
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return _quote(text)
+
+
+def _quote(text: str) -> str:
+    """JSON double quotes (valid YAML), with characters YAML refuses raw written as \\u escapes."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
 def _key(key: str) -> str:
     if _PLAIN_KEY.match(key) and key.lower() not in _KEYWORDS:
         return key
-    return json.dumps(key, ensure_ascii=False)
+    return _quote(key)
 
 
 def _emit(value: Any, indent: int, out: list[str]) -> None:
