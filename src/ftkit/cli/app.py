@@ -63,6 +63,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "ftkit.cli.validate",
     "ftkit.cli.run",
+    "ftkit.cli.data",
     "ftkit.cli.runs",
     "ftkit.cli.show",
     "ftkit.cli.log",

@@ -8,20 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from ftkit.data.fingerprint import file_sha256
-from ftkit.data.formats import RowError, detect_format, normalize, rename_columns
-from ftkit.data.readers import RowProblem, read_rows
+from ftkit.data.validate import CheckReport, Example, check_file
 from ftkit.errors import DataError
 
+__all__ = [
+    "Example",
+    "RunData",
+    "deterministic_split",
+    "load_checked",
+    "load_examples",
+    "load_run_data",
+    "problem_lines",
+]
+
 MAX_PROBLEMS_SHOWN = 20
-
-
-@dataclass
-class Example:
-    """A canonical example and where it came from."""
-
-    source: str
-    line: int
-    data: dict[str, Any]
 
 
 @dataclass
@@ -34,40 +34,39 @@ class RunData:
     eval: list[Example]
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> {path, sha256, rows}
     split: str | None = None
+    warnings: list[str] = field(default_factory=list)  # located checker warnings (duplicates, short rows...)
 
 
-def load_examples(path: Path, fmt: str, columns: dict[str, str]) -> tuple[list[Example], str, str]:
+def problem_lines(problems: list[Any], limit: int | None = MAX_PROBLEMS_SHOWN) -> list[str]:
+    """Located problems as lines, the first `limit` of them and a count of the rest."""
+    shown = [str(problem) for problem in (problems if limit is None else problems[:limit])]
+    if limit is not None and len(problems) > limit:
+        shown.append(f"... and {len(problems) - limit} more")
+    return shown
+
+
+def load_examples(path: Path | str, fmt: str, columns: dict[str, str]) -> tuple[list[Example], str, str]:
     """Read one file into canonical examples. Returns (examples, format, reason); raises DataError on bad rows."""
-    rows, problems = read_rows(path)
-    records = [rename_columns(row.data, columns) if isinstance(row.data, dict) else row.data for row in rows]
-    reason = "set in the recipe"
-    if fmt == "auto":
-        fmt, reason = detect_format([r for r in records if isinstance(r, dict)])
-        if fmt == "unknown":
-            raise DataError(
-                f"{path}: cannot tell the data format: {reason}",
-                hint="set data.format in the recipe, or map your columns with data.columns "
-                "(e.g. {prompt: question, completion: answer})",
-            )
-    examples = []
-    for row, record in zip(rows, records, strict=True):
-        try:
-            examples.append(Example(str(path), row.line, normalize(record, fmt)))
-        except RowError as error:
-            problems.append(RowProblem(str(path), row.line, str(error), error.key))
-    if problems:
-        problems.sort(key=lambda problem: problem.line)
-        shown = [str(problem) for problem in problems[:MAX_PROBLEMS_SHOWN]]
-        if len(problems) > MAX_PROBLEMS_SHOWN:
-            shown.append(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more")
+    report = load_checked(path, fmt, columns)
+    return report.examples, report.format, report.format_reason
+
+
+def load_checked(path: Path | str, fmt: str, columns: dict[str, str]) -> CheckReport:
+    """Read and check one file with the checker `ftkit data check` runs; raises DataError listing the located
+    errors when there are any. The report keeps the examples and the warnings."""
+    report = check_file(path, fmt, columns, tokens=False)
+    if report.errors:
+        errors = report.errors
         raise DataError(
-            f"{path}: {len(problems)} bad row{'s' if len(problems) > 1 else ''} ({fmt} format: {reason})",
-            problems=shown,
-            hint="fix these rows (`ftkit data check FILE` lists them all)",
+            f"{path}: {len(errors)} error{'s' if len(errors) > 1 else ''} in the data "
+            f"({report.format} format: {report.format_reason})",
+            problems=problem_lines(errors),
+            hint="fix these rows (`ftkit data check FILE` lists them all, with statistics)"
+            if report.format != "unknown"
+            else "set data.format in the recipe, or map your columns with data.columns "
+            "(e.g. {prompt: question, completion: answer})",
         )
-    if not examples:
-        raise DataError(f"{path}: the file has no rows", hint="point data.train at a file with examples")
-    return examples, fmt, reason
+    return report
 
 
 def deterministic_split(items: list[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
@@ -84,20 +83,22 @@ def deterministic_split(items: list[Any], fraction: float, seed: int) -> tuple[l
 
 
 def load_run_data(
-    train_path: Path,
-    eval_path: Path | None,
+    train_path: Path | str,
+    eval_path: Path | str | None,
     fmt: str,
     columns: dict[str, str],
     eval_split: float | None,
     seed: int,
 ) -> RunData:
     """Load train (and eval) data for a run, splitting eval off train when asked."""
-    train, fmt, reason = load_examples(train_path, fmt, columns)
-    files = {"train": {"path": str(train_path), "sha256": file_sha256(train_path), "rows": len(train)}}
+    report = load_checked(train_path, fmt, columns)
+    train, fmt, reason, warnings = report.examples, report.format, report.format_reason, report.warnings
+    files = {"train": _fingerprint(train_path, len(train))}
     split_note = None
     if eval_path is not None:
-        evaluation, _, _ = load_examples(eval_path, fmt, columns)
-        files["eval"] = {"path": str(eval_path), "sha256": file_sha256(eval_path), "rows": len(evaluation)}
+        eval_report = load_checked(eval_path, fmt, columns)
+        evaluation, warnings = eval_report.examples, warnings + eval_report.warnings
+        files["eval"] = _fingerprint(eval_path, len(evaluation))
     else:
         fraction = eval_split if eval_split is not None else (0.1 if len(train) >= 20 else 0.0)
         if fraction > 0:
@@ -108,4 +109,11 @@ def load_run_data(
         else:
             evaluation = []
             split_note = "no eval data: fewer than 20 train rows and no data.eval or data.eval_split"
-    return RunData(fmt, reason, train, evaluation, files, split_note)
+    return RunData(fmt, reason, train, evaluation, files, split_note, [str(w) for w in warnings])
+
+
+def _fingerprint(source: Path | str, rows: int) -> dict[str, Any]:
+    """Path, sha256 and row count of a local file or folder; a Hub dataset id has no local bytes to hash."""
+    if Path(source).exists():
+        return {"path": str(source), "sha256": file_sha256(source), "rows": rows}
+    return {"path": str(source), "sha256": None, "rows": rows, "source": "hub"}

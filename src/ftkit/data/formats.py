@@ -11,6 +11,8 @@ Canonical shapes (what `normalize` returns):
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -34,11 +36,21 @@ _SHAREGPT_ROLES = {
 
 
 class RowError(ValueError):
-    """A row does not fit its format; `key` names the offending field."""
+    """A row does not fit its format; `key` names the offending field, `code` the kind of problem."""
 
-    def __init__(self, message: str, key: str | None = None):
+    def __init__(self, message: str, key: str | None = None, code: str = "invalid-row"):
         super().__init__(message)
         self.key = key
+        self.code = code
+
+
+@dataclass
+class Detection:
+    """A format, why it was chosen, and the column mapping to use (the user's plus any found automatically)."""
+
+    format: str
+    reason: str
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 def rename_columns(record: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
@@ -54,27 +66,81 @@ def rename_columns(record: dict[str, Any], columns: dict[str, str]) -> dict[str,
 
 def detect_format(records: list[dict[str, Any]], columns: dict[str, str] | None = None) -> tuple[str, str]:
     """Guess the format from the first records' keys. Returns (format, reason shown to the user)."""
-    sample = [rename_columns(r, columns or {}) for r in records[:50] if isinstance(r, dict)]
+    found = detect(records, columns)
+    return found.format, found.reason
+
+
+def _sample(records: list[Any], columns: dict[str, str]) -> list[dict[str, Any]]:
+    return [rename_columns(r, columns) for r in records[:50] if isinstance(r, dict)]
+
+
+def detect(records: list[Any], columns: dict[str, str] | None = None) -> Detection:
+    """Guess the format from the first records' keys, mapping columns that differ only in case
+    (`Label` -> `label`) or are the one obvious candidate (a classification file's only other column)."""
+    columns = dict(columns or {})
+    sample = _sample(records, columns)
     if not sample:
-        return "text", "no records to inspect; assuming text"
+        return Detection("unknown", "the file has no records (objects with fields) to inspect", columns)
     keys = set().union(*(record.keys() for record in sample))
     if "conversations" in keys:
-        return "chat", "found a `conversations` column (ShareGPT chat)"
+        return Detection("chat", "found a `conversations` column (ShareGPT chat)", columns)
     for name, fields in FORMAT_FIELDS.items():
-        if all(field in keys for field in fields):
-            return (
-                name,
-                f"found the {', '.join(f'`{f}`' for f in fields)} column{'s' if len(fields) > 1 else ''}",
-            )
+        if all(f in keys for f in fields):
+            plural = "s" if len(fields) > 1 else ""
+            return Detection(name, f"found the {_names(fields)} column{plural}", columns)
     if {"question", "answer"} <= keys:
-        return "completion", "found `question` and `answer` (used as prompt and completion)"
-    return "unknown", f"no known format matches the columns {sorted(keys)}"
+        return Detection(
+            "completion",
+            "found `question` and `answer` (used as prompt and completion)",
+            {**columns, "prompt": "question", "completion": "answer"},
+        )
+    for name, fields in FORMAT_FIELDS.items():
+        extra = auto_columns(name, sample, columns)
+        if extra and all(f in keys or f in extra for f in fields):
+            mapped = ", ".join(f"`{source}` as `{target}`" for target, source in extra.items())
+            return Detection(name, f"found the {name} columns ({mapped})", {**columns, **extra})
+    return Detection("unknown", f"no known format matches the columns {sorted(keys, key=str)}", columns)
+
+
+def auto_columns(fmt: str, sample: list[dict[str, Any]], columns: dict[str, str]) -> dict[str, str]:
+    """Mappings for a format's missing fields: a column equal but for case (`Label`), and for
+    classification, `text` from the single other column holding strings (`SMS`)."""
+    fields = FORMAT_FIELDS.get(fmt)
+    if not fields or not sample:
+        return {}
+    keys = [key for key in dict.fromkeys(k for record in sample for k in record) if isinstance(key, str)]
+    taken = set(columns.values()) | {k for k in keys if k in fields}
+    found: dict[str, str] = {}
+    for wanted in fields:
+        if wanted in keys or wanted in columns:
+            continue
+        matches = [k for k in keys if k.lower() == wanted and k not in taken]
+        if len(matches) == 1:
+            found[wanted] = matches[0]
+            taken.add(matches[0])
+    if fmt == "classification" and "text" not in keys and "text" not in found and "text" not in columns:
+        others = [
+            k
+            for k in keys
+            if k not in taken and all(isinstance(r.get(k), str) for r in sample if r.get(k) is not None)
+        ]
+        if len(others) == 1 and ("label" in keys or "label" in found or "label" in columns):
+            found["text"] = others[0]
+    return found
+
+
+def _names(fields: tuple[str, ...]) -> str:
+    return ", ".join(f"`{f}`" for f in fields)
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def normalize(record: Any, fmt: str) -> dict[str, Any]:
     """Turn one (already renamed) record into its format's canonical shape, or raise RowError."""
     if not isinstance(record, dict):
-        raise RowError(f"expected an object with fields, got {type(record).__name__}")
+        raise RowError(f"expected an object with fields, got {_type(record)}", code="not-an-object")
     if fmt == "text":
         return {"text": _string(record, "text")}
     if fmt == "completion":
@@ -87,8 +153,10 @@ def normalize(record: Any, fmt: str) -> dict[str, Any]:
     if fmt == "instruction":
         instruction = _string(record, "instruction")
         extra = record.get("input") or ""
+        if _is_nan(extra):
+            raise RowError("`input` is NaN (a missing value)", key="input", code="nan")
         if not isinstance(extra, str):
-            raise RowError(f"`input` must be a string, got {type(extra).__name__}", key="input")
+            raise RowError(f"`input` must be a string, got {_type(extra)}", key="input", code="wrong-type")
         user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
         messages = [
             {"role": "user", "content": user},
@@ -101,26 +169,45 @@ def normalize(record: Any, fmt: str) -> dict[str, Any]:
         return {"messages": _messages(record)}
     if fmt == "classification":
         label = record.get("label")
-        if label is None or (isinstance(label, str) and not label.strip()):
-            raise RowError("missing or empty `label`", key="label")
+        if _is_nan(label):
+            raise RowError("`label` is NaN (a missing value)", key="label", code="nan")
+        if label is None:
+            raise RowError("missing field `label`", key="label", code="missing-field")
+        if isinstance(label, str) and not label.strip():
+            raise RowError("`label` is empty", key="label", code="empty-field")
         if isinstance(label, float) and label.is_integer():
             label = int(label)
         if not isinstance(label, (str, int)) or isinstance(label, bool):
-            raise RowError(f"`label` must be a string or an integer, got {type(label).__name__}", key="label")
+            raise RowError(
+                f"`label` must be a string or an integer, got {_type(label)}", key="label", code="wrong-type"
+            )
         return {"text": _string(record, "text"), "label": label}
     if fmt == "preference":
-        return {key: _string(record, key) for key in ("prompt", "chosen", "rejected")}
-    raise RowError(f"unknown format `{fmt}`")
+        # An empty rejected reply is a real preference (the model said nothing); the checker warns about it.
+        return {
+            "prompt": _string(record, "prompt"),
+            "chosen": _string(record, "chosen"),
+            "rejected": _string(record, "rejected", allow_empty=True),
+        }
+    raise RowError(f"unknown format `{fmt}`", code="unknown-format")
+
+
+def _type(value: Any) -> str:
+    """A JSON-ish name for a value's type, as users see it in their file."""
+    names = {dict: "an object", list: "a list", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), "null" if value is None else type(value).__name__)
 
 
 def _string(record: dict[str, Any], key: str, allow_empty: bool = False) -> str:
     if key not in record or record[key] is None:
-        raise RowError(f"missing field `{key}`", key=key)
+        raise RowError(f"missing field `{key}`", key=key, code="missing-field")
     value = record[key]
+    if _is_nan(value):
+        raise RowError(f"`{key}` is NaN (a missing value)", key=key, code="nan")
     if not isinstance(value, str):
-        raise RowError(f"`{key}` must be a string, got {type(value).__name__}", key=key)
+        raise RowError(f"`{key}` must be a string, got {_type(value)}", key=key, code="wrong-type")
     if not allow_empty and not value.strip():
-        raise RowError(f"`{key}` is empty", key=key)
+        raise RowError(f"`{key}` is empty", key=key, code="empty-field")
     return value
 
 
@@ -130,29 +217,61 @@ def _messages(record: dict[str, Any]) -> list[dict[str, str]]:
     elif "conversations" in record:
         raw, role_key, content_key, key = record["conversations"], "from", "value", "conversations"
     else:
-        raise RowError("missing field `messages`", key="messages")
-    if not isinstance(raw, list) or not raw:
-        raise RowError(f"`{key}` must be a non-empty list of turns", key=key)
+        raise RowError("missing field `messages`", key="messages", code="missing-field")
+    if not isinstance(raw, list):
+        raise RowError(f"`{key}` must be a list of turns, got {_type(raw)}", key=key, code="wrong-type")
+    if not raw:
+        raise RowError(f"`{key}` is empty: no turns", key=key, code="empty-field")
     messages = []
+    system = record.get("system")
+    if system is not None and not isinstance(system, str):
+        raise RowError(f"`system` must be a string, got {_type(system)}", key="system", code="wrong-type")
     if isinstance(record.get("system"), str) and record["system"].strip():
         messages.append({"role": "system", "content": record["system"]})
     for index, turn in enumerate(raw):
         where = f"{key}[{index}]"
         if not isinstance(turn, dict):
-            raise RowError(f"{where} must be an object with `{role_key}` and `{content_key}`", key=where)
-        role = turn.get(role_key)
-        if key == "conversations":
-            role = _SHAREGPT_ROLES.get(str(role).lower(), role)
-        if role not in VALID_ROLES:
             raise RowError(
-                f"{where}: unknown role {role!r} (valid: {', '.join(VALID_ROLES)})", key=f"{where}.role"
+                f"{where} must be an object with `{role_key}` and `{content_key}`, got {_type(turn)}",
+                key=where,
+                code="wrong-type",
+            )
+        role = turn.get(role_key)
+        if role is None:
+            raise RowError(f"{where}: missing `{role_key}`", key=f"{where}.{role_key}", code="missing-field")
+        if key == "conversations" and isinstance(role, str):
+            role = _SHAREGPT_ROLES.get(role.lower(), role)
+        if not isinstance(role, str) or role not in VALID_ROLES:
+            raise RowError(
+                f"{where}: unknown role {role!r} (valid: {', '.join(VALID_ROLES)})",
+                key=f"{where}.{role_key}",
+                code="unknown-role",
             )
         content = turn.get(content_key)
-        if not isinstance(content, str) or not content.strip():
-            raise RowError(f"{where}: `{content_key}` is missing or empty", key=f"{where}.{content_key}")
+        where_content = f"{where}.{content_key}"
+        if content is None:
+            raise RowError(f"{where}: missing `{content_key}`", key=where_content, code="missing-field")
+        if _is_nan(content):
+            raise RowError(f"{where}: `{content_key}` is NaN", key=where_content, code="nan")
+        if not isinstance(content, str):
+            raise RowError(
+                f"{where}: `{content_key}` must be a string, got {_type(content)}",
+                key=where_content,
+                code="wrong-type",
+            )
+        if not content.strip():
+            raise RowError(f"{where}: `{content_key}` is empty", key=where_content, code="empty-field")
         messages.append({"role": role, "content": content})
     if not any(m["role"] == "assistant" for m in messages):
-        raise RowError("the conversation has no assistant turn, so nothing would be learned", key=key)
+        raise RowError(
+            "the conversation has no assistant turn, so nothing would be learned",
+            key=key,
+            code="no-assistant",
+        )
     if messages[-1]["role"] != "assistant":
-        raise RowError("the conversation must end with an assistant turn", key=key)
+        raise RowError(
+            f"the conversation ends with a {messages[-1]['role']} turn; it must end with an assistant turn",
+            key=key,
+            code="not-ending-in-assistant",
+        )
     return messages

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,81 +25,183 @@ class Row:
 
 @dataclass
 class RowProblem:
-    """A problem with one row of a file; `line` is 1-based, `key` the offending field if any."""
+    """A problem with one row of a file; `line` is 1-based (0: the file as a whole), `key` the offending field,
+    `code` a stable name for the kind of problem, `severity` error or warning."""
 
     path: str
     line: int
     message: str
     key: str | None = None
     severity: str = "error"
+    code: str = "invalid-row"
 
     def __str__(self) -> str:
         key = f" {self.key}:" if self.key else ""
-        return f"{self.path}:{self.line}:{key} {self.message}"
+        where = f"{self.path}:{self.line}:" if self.line else f"{self.path}:"
+        return f"{where}{key} {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "severity": self.severity,
+            "code": self.code,
+            "key": self.key,
+            "message": self.message,
+        }
+
+
+def is_hub_dataset_id(value: str) -> bool:
+    """`owner/name` with no file suffix: a Hugging Face Hub dataset id rather than a local path."""
+    return bool(_HUB_ID.match(value)) and not Path(value).suffix
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def data_source(value: str, base_dir: Path) -> Path | str:
+    """A recipe's data path made absolute against the recipe's folder, or the value itself when it names no
+    local file and looks like a Hub dataset id."""
+    candidate = Path(value).expanduser()
+    resolved = candidate if candidate.is_absolute() else (base_dir / candidate).resolve()
+    if not resolved.exists() and is_hub_dataset_id(value):
+        return value
+    return resolved
 
 
 def read_rows(path: str | Path) -> tuple[list[Row], list[RowProblem]]:
-    """Read a data file into rows. Unparseable rows become problems, never exceptions."""
+    """Read a data file into rows. Unparseable rows become problems, never exceptions; a missing or
+    unreadable file is a DataError."""
     file_path = Path(path)
+    if not file_path.exists():
+        if isinstance(path, str) and is_hub_dataset_id(path):
+            return _read_hub_dataset(path), []
+        raise DataError(
+            f"{file_path}: no such file or folder",
+            hint="check the path (relative paths in a recipe are relative to the recipe's folder)",
+        )
     if file_path.is_dir():
         return _read_datasets_folder(file_path), []
     suffix = file_path.suffix.lower()
-    if suffix == ".jsonl":
-        return _read_jsonl(file_path)
-    if suffix == ".json":
-        return _read_json(file_path)
-    if suffix in (".csv", ".tsv"):
-        return _read_delimited(file_path, "\t" if suffix == ".tsv" else ","), []
-    if suffix == ".parquet":
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataError(
+            f"{file_path}: unsupported file type `{suffix or '(none)'}`",
+            hint=f"use one of {', '.join(SUPPORTED_SUFFIXES)} or a datasets folder saved with save_to_disk",
+        )
+    try:
+        if suffix == ".jsonl":
+            return _read_jsonl(file_path)
+        if suffix == ".json":
+            return _read_json(file_path)
+        if suffix in (".csv", ".tsv"):
+            return _read_delimited(file_path, "\t" if suffix == ".tsv" else ",")
         return _read_parquet(file_path), []
-    raise DataError(
-        f"{file_path}: unsupported file type `{suffix or '(none)'}`",
-        hint=f"use one of {', '.join(SUPPORTED_SUFFIXES)} or a datasets folder saved with save_to_disk",
-    )
+    except OSError as error:
+        raise DataError(f"{file_path}: cannot read the file: {error.strerror or error}") from None
 
 
 def _reject_nan(token: str) -> Any:
-    raise ValueError(f"bare {token} is not valid JSON")
+    raise ValueError(f"bare {token} is not valid JSON (use null, or remove the row)")
+
+
+def _json_message(error: ValueError) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"invalid JSON: {error.msg} (column {error.colno})"
+    return f"invalid JSON: {error}"
+
+
+def _decode(data: bytes, path: Path) -> tuple[str, list[RowProblem]]:
+    """Decode UTF-8 (a BOM is dropped); bytes that are not UTF-8 are one problem at their line."""
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        problem = RowProblem(
+            str(path),
+            line,
+            f"not valid UTF-8 (byte 0x{data[error.start]:02x}); save the file as UTF-8",
+            code="invalid-utf8",
+        )
+        return data.decode("utf-8-sig", errors="replace"), [problem]
 
 
 def _read_jsonl(path: Path) -> tuple[list[Row], list[RowProblem]]:
     rows: list[Row] = []
     problems: list[RowProblem] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                problems.append(
+                    RowProblem(
+                        str(path),
+                        number,
+                        f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); "
+                        "save the file as UTF-8",
+                        code="invalid-utf8",
+                    )
+                )
+                continue
             if not line.strip():
                 continue
             try:
                 rows.append(Row(number, json.loads(line, parse_constant=_reject_nan)))
             except ValueError as error:
-                problems.append(RowProblem(str(path), number, f"invalid JSON: {error}"))
+                code = "nan" if "bare" in str(error) and not isinstance(error, json.JSONDecodeError) else None
+                problems.append(
+                    RowProblem(str(path), number, _json_message(error), code=code or "invalid-json")
+                )
+            except RecursionError:
+                problems.append(
+                    RowProblem(str(path), number, "invalid JSON: nested too deeply", code="invalid-json")
+                )
     return rows, problems
 
 
 def _read_json(path: Path) -> tuple[list[Row], list[RowProblem]]:
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text, problems = _decode(path.read_bytes(), path)
+    if not text.strip():
+        return [], problems
     try:
         document = json.loads(text, parse_constant=_reject_nan)
     except ValueError as error:
-        line = getattr(error, "lineno", 1)
-        return [], [RowProblem(str(path), line, f"invalid JSON: {error}")]
+        line = getattr(error, "lineno", None) or _nan_line(text)
+        code = "invalid-json" if isinstance(error, json.JSONDecodeError) else "nan"
+        return [], [*problems, RowProblem(str(path), line, _json_message(error), code=code)]
+    except RecursionError:
+        return [], [
+            *problems,
+            RowProblem(str(path), 1, "invalid JSON: nested too deeply", code="invalid-json"),
+        ]
     if isinstance(document, dict):
-        # {"column": [values...]} records, or {"data": [rows...]}
-        if all(isinstance(value, list) for value in document.values()) and document:
+        # {"column": [values...]} records, or a single record
+        if document and all(isinstance(value, list) for value in document.values()):
+            lengths = {len(value) for value in document.values()}
+            if len(lengths) > 1:
+                message = f"columns have different lengths {sorted(lengths)}; expected equal-length lists"
+                return [], [*problems, RowProblem(str(path), 1, message, code="ragged-columns")]
             keys = list(document)
-            length = len(document[keys[0]])
-            document = [{key: document[key][i] for key in keys} for i in range(length)]
-        else:
-            document = [document]
+            document = [{key: document[key][i] for key in keys} for i in range(lengths.pop())]
+            return [Row(i + 1, item) for i, item in enumerate(document)], problems
+        return [Row(1, document)], problems
     if not isinstance(document, list):
-        return [], [RowProblem(str(path), 1, "expected a JSON array of records")]
-    # Line numbers for a JSON array: best effort by locating each top-level element's opening brace.
+        message = f"expected a JSON array of records, got a {type(document).__name__}"
+        return [], [*problems, RowProblem(str(path), 1, message, code="not-an-array")]
+    # Line numbers for a JSON array: the line where each top-level element starts.
     starts = _array_element_lines(text)
-    return [Row(starts[i] if i < len(starts) else i + 1, item) for i, item in enumerate(document)], []
+    return [Row(starts[i] if i < len(starts) else 1, item) for i, item in enumerate(document)], problems
+
+
+def _nan_line(text: str) -> int:
+    match = re.search(r"(?<![\w\"])-?(NaN|Infinity)\b", text)
+    return text[: match.start()].count("\n") + 1 if match else 1
 
 
 def _array_element_lines(text: str) -> list[int]:
-    lines, depth, line, in_string, escape = [], 0, 1, False, False
+    """The 1-based line on which each element of a top-level JSON array starts."""
+    lines: list[int] = []
+    depth, line, in_string, escape, expecting = 0, 1, False, False, False
     for char in text:
         if char == "\n":
             line += 1
@@ -109,35 +213,111 @@ def _array_element_lines(text: str) -> list[int]:
             elif char == '"':
                 in_string = False
             continue
+        if depth == 1 and expecting and not char.isspace() and char not in ",]":
+            lines.append(line)
+            expecting = False
         if char == '"':
             in_string = True
         elif char in "[{":
-            if depth == 1:
-                lines.append(line)
             depth += 1
+            if depth == 1:
+                expecting = True
         elif char in "]}":
             depth -= 1
+        elif char == "," and depth == 1:
+            expecting = True
     return lines
 
 
-def _read_delimited(path: Path, delimiter: str) -> list[Row]:
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        reader = csv.DictReader(handle, delimiter=delimiter, quoting=quoting)
-        return [Row(reader.line_num, dict(record)) for record in reader]
+def _read_delimited(path: Path, delimiter: str) -> tuple[list[Row], list[RowProblem]]:
+    """CSV (quoted fields) or TSV (no quoting, as most TSV exports, e.g. SMS spam). A row whose field count
+    differs from the header's is a problem at its line."""
+    text, problems = _decode(path.read_bytes(), path)
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    rows: list[Row] = []
+    header: list[str] | None = None
+    last_line = 0
+    try:
+        for record in reader:
+            start, last_line = last_line + 1, reader.line_num
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            if header is None:
+                header = [name.strip() for name in record]
+                duplicated = sorted({name for name in header if header.count(name) > 1})
+                if duplicated:
+                    message = f"the header repeats column names: {', '.join(duplicated)}"
+                    problems.append(RowProblem(str(path), start, message, code="bad-header"))
+                continue
+            if len(record) != len(header):
+                problems.append(
+                    RowProblem(
+                        str(path),
+                        start,
+                        f"has {len(record)} field{'s' if len(record) != 1 else ''}, the header has {len(header)}"
+                        + (" (a stray delimiter or unbalanced quote?)" if len(record) > len(header) else ""),
+                        code="field-count",
+                    )
+                )
+                continue
+            rows.append(Row(start, dict(zip(header, record, strict=True))))
+    except csv.Error as error:
+        problems.append(RowProblem(str(path), reader.line_num, f"cannot parse: {error}", code="invalid-csv"))
+    return rows, problems
 
 
 def _read_parquet(path: Path) -> list[Row]:
+    """Parquet rows; `line` is the 1-based record number."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{path}: not a readable Parquet file: {error}") from None
     return [Row(i + 1, record) for i, record in enumerate(table.to_pylist())]
 
 
-def _read_datasets_folder(path: Path) -> list[Row]:
-    from datasets import load_from_disk
-
-    dataset = load_from_disk(str(path))
+def _datasets_rows(dataset: Any) -> list[Row]:
     if hasattr(dataset, "keys"):  # a DatasetDict: take its train split
         dataset = dataset["train"] if "train" in dataset else dataset[next(iter(dataset.keys()))]
     return [Row(i + 1, record) for i, record in enumerate(dataset)]
+
+
+def _read_datasets_folder(path: Path) -> list[Row]:
+    """A folder written by `datasets`' save_to_disk; `line` is the 1-based record number."""
+    if not any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json", "state.json")):
+        raise DataError(
+            f"{path}: a folder, but not a datasets folder (no dataset_info.json or dataset_dict.json)",
+            hint="point at a data file, or save the dataset with `dataset.save_to_disk(folder)`",
+        )
+    from datasets import load_from_disk
+
+    try:
+        return _datasets_rows(load_from_disk(str(path)))
+    except Exception as error:  # datasets raises many types for broken folders
+        raise DataError(f"{path}: cannot load the datasets folder: {error}") from None
+
+
+def _read_hub_dataset(dataset_id: str) -> list[Row]:
+    """A Hugging Face Hub dataset id (its train split); needs a network or a local cache."""
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise DataError(
+            f"`{dataset_id}` looks like a Hub dataset id, but `datasets` is not installed"
+        ) from None
+    try:
+        import datasets
+        import huggingface_hub
+
+        datasets.utils.logging.set_verbosity_error()  # no retry chatter: the error below says it all
+        huggingface_hub.utils.logging.set_verbosity_error()
+        return _datasets_rows(load_dataset(dataset_id, split="train"))
+    except Exception as error:  # offline, unknown id, gated: all end the same way for the user
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(
+            f"`{dataset_id}` is not a local file, and loading it as a Hub dataset failed: {first}",
+            hint="check the path or the dataset id; without a network, save the dataset with save_to_disk "
+            "(or export .jsonl) and point at that",
+        ) from None

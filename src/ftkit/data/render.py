@@ -65,7 +65,10 @@ def _spans_for_chat(messages: list[dict[str, str]], tokenizer: Any) -> tuple[str
         before = tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)
         through = tokenizer.apply_chat_template(messages[: index + 1], tokenize=False)
         if text.startswith(through) and through.startswith(before):
-            spans.append((len(before), len(through)))
+            end = len(through)
+            while end > len(before) and through[end - 1].isspace():  # the newline after the end token
+                end -= 1
+            spans.append((len(before), end))
         else:  # template is not prefix-stable: fall back to locating the reply's content
             start = text.find(message["content"], spans[-1][1] if spans else 0)
             if start >= 0:
@@ -105,3 +108,49 @@ def render_example(
         ]
     truncated = max(0, len(input_ids) - max_seq_len)
     return RenderedExample(input_ids[:max_seq_len], labels[:max_seq_len], truncated)
+
+
+def render_text(example: dict[str, Any], train_on: str = "completion") -> tuple[str, list[tuple[int, int]]]:
+    """The text of a canonical example and the character spans that carry loss, without any tokenizer.
+
+    Chat renders with the default ChatML template (what ftkit uses when a tokenizer has none); a trained span
+    covers an assistant reply and its `<|im_end|>`, as with a tokenizer. Used for estimates and previews when
+    no model is given.
+    """
+    if "messages" in example:
+        parts, spans, position = [], [], 0
+        for message in example["messages"]:
+            header = f"<|im_start|>{message['role']}\n"
+            body = f"{message['content']}<|im_end|>"
+            if message["role"] == "assistant":
+                spans.append((position + len(header), position + len(header) + len(body)))
+            parts.append(header + body + "\n")
+            position += len(parts[-1])
+        text = "".join(parts)
+    elif "completion" in example:
+        text = example["prompt"] + example["completion"]
+        spans = [(len(example["prompt"]), len(text))]
+    elif "chosen" in example:  # preference: the chosen reply after its prompt
+        text = example["prompt"] + example["chosen"]
+        spans = [(len(example["prompt"]), len(text))]
+    else:
+        text = example.get("text", "")
+        spans = [(0, len(text))]
+    return text, ([(0, len(text))] if train_on == "all" else spans)
+
+
+def loss_mask_segments(rendered: RenderedExample, tokenizer: Any) -> list[tuple[str, bool]]:
+    """Decoded runs of consecutive tokens with whether they carry loss, for showing what a model learns from."""
+    segments: list[tuple[str, bool]] = []
+    run: list[int] = []
+    trained: bool | None = None
+    for token, label in zip(rendered.input_ids, rendered.labels, strict=True):
+        is_trained = label != IGNORE_INDEX
+        if trained is not None and is_trained != trained:
+            segments.append((tokenizer.decode(run), trained))
+            run = []
+        run.append(token)
+        trained = is_trained
+    if run:
+        segments.append((tokenizer.decode(run), bool(trained)))
+    return segments

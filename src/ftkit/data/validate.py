@@ -1,0 +1,488 @@
+"""The data checker: row errors with file and line, warnings, statistics and a loss-mask preview.
+
+One checker serves `ftkit data check` and `ftkit run` (through `dataset.load_examples`), so a file that checks
+clean loads, and a file that does not is refused with the same located messages. `check_rows` never raises:
+whatever a row holds becomes a problem, not an exception. Nothing here imports torch; a tokenizer, when given,
+is used through its call interface only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftkit.data.formats import (
+    FORMAT_FIELDS,
+    Detection,
+    RowError,
+    auto_columns,
+    detect,
+    normalize,
+    rename_columns,
+)
+from ftkit.data.readers import Row, RowProblem, read_rows
+from ftkit.data.render import (
+    IGNORE_INDEX,
+    ensure_chat_template,
+    loss_mask_segments,
+    render_example,
+    render_text,
+)
+
+DEFAULT_MAX_SEQ_LEN = 512  # the recipe's training.max_seq_len default
+CHARS_PER_TOKEN = 4  # the estimate used without a tokenizer (English text with a BPE tokenizer)
+SHORT_ROW_CHARS = 10  # fewer characters of content than this is "very short"
+IMBALANCE_RATIO = 5  # largest class at least this many times the smallest is "imbalanced"
+ASSUMED_TOKENS_PER_SEC = 2000
+TIME_ASSUMPTION = (
+    f"assumes ~{ASSUMED_TOKENS_PER_SEC:,} tokens/s (LoRA on a ~0.5B model, one recent GPU); bigger models, "
+    "full fine-tuning or a CPU are slower. `ftkit run` measures the real train.tokens_per_sec"
+)
+
+
+@dataclass
+class Example:
+    """A canonical example and where it came from."""
+
+    source: str
+    line: int
+    data: dict[str, Any]
+
+
+@dataclass
+class CheckReport:
+    """What the checker found in one file."""
+
+    path: str
+    format: str
+    format_reason: str
+    columns: dict[str, str]
+    rows: int
+    examples: list[Example]
+    problems: list[RowProblem]
+    stats: dict[str, Any] = field(default_factory=dict)
+    preview: dict[str, Any] | None = None
+
+    @property
+    def errors(self) -> list[RowProblem]:
+        return [problem for problem in self.problems if problem.severity == "error"]
+
+    @property
+    def warnings(self) -> list[RowProblem]:
+        return [problem for problem in self.problems if problem.severity == "warning"]
+
+    def exit_code(self, strict: bool = False) -> int:
+        """2 with errors; 1 with warnings under --strict; else 0."""
+        if self.errors:
+            return 2
+        return 1 if strict and self.warnings else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "format_reason": self.format_reason,
+            "columns": self.columns,
+            "rows": self.rows,
+            "valid_rows": len(self.examples),
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "problems": [problem.to_dict() for problem in self.problems],
+            "stats": self.stats,
+            "preview": self.preview,
+        }
+
+
+def check_file(
+    source: str | Path,
+    fmt: str = "auto",
+    columns: dict[str, str] | None = None,
+    *,
+    labels: list[str] | None = None,
+    tokenizer: Any = None,
+    max_seq_len: int | None = None,
+    train_on: str = "completion",
+    tokens: bool = True,
+) -> CheckReport:
+    """Read and check one data file. A missing or unreadable file raises DataError; rows never do."""
+    rows, problems = read_rows(source)
+    return check_rows(
+        str(source),
+        rows,
+        problems,
+        fmt,
+        columns,
+        labels=labels,
+        tokenizer=tokenizer,
+        max_seq_len=max_seq_len,
+        train_on=train_on,
+        tokens=tokens,
+    )
+
+
+def check_rows(
+    path: str,
+    rows: list[Row],
+    read_problems: list[RowProblem] | None = None,
+    fmt: str = "auto",
+    columns: dict[str, str] | None = None,
+    *,
+    labels: list[str] | None = None,
+    tokenizer: Any = None,
+    max_seq_len: int | None = None,
+    train_on: str = "completion",
+    tokens: bool = True,
+) -> CheckReport:
+    """Check rows already read from `path`. Never raises for anything a row holds."""
+    problems = list(read_problems or [])
+    columns = {str(k): str(v) for k, v in (columns or {}).items()}
+    detection = _detection([row.data for row in rows], fmt, columns)
+    report = CheckReport(path, detection.format, detection.reason, detection.columns, len(rows), [], problems)
+    if detection.format not in FORMAT_FIELDS:
+        problems.append(
+            RowProblem(path, 0, f"cannot tell the data format: {detection.reason}", code="unknown-format")
+        )
+        _finish(report)
+        return report
+
+    declared = {label.strip() for label in labels or [] if label.strip()} or None
+    row_problems: list[RowProblem] = []
+    for row in rows:
+        record = rename_columns(row.data, detection.columns) if isinstance(row.data, dict) else row.data
+        try:
+            data = normalize(record, detection.format)
+        except RowError as error:
+            row_problems.append(RowProblem(path, row.line, str(error), error.key, code=error.code))
+            continue
+        except Exception as error:  # a value normalize did not foresee: still a located problem
+            row_problems.append(
+                RowProblem(path, row.line, f"cannot read this row: {type(error).__name__}: {error}")
+            )
+            continue
+        if declared is not None and "label" in data and str(data["label"]) not in declared:
+            row_problems.append(
+                RowProblem(
+                    path,
+                    row.line,
+                    f"label {data['label']!r} is not one of the declared labels: {', '.join(sorted(declared))}",
+                    "label",
+                    code="unknown-label",
+                )
+            )
+            continue
+        report.examples.append(Example(path, row.line, data))
+    problems.extend(_collapse_missing_columns(path, rows, row_problems))
+    if not rows and not problems:
+        problems.append(RowProblem(path, 0, "the file has no rows", code="empty-file"))
+
+    _content_warnings(report)
+    if detection.format == "classification":
+        _label_warnings(report)
+    try:
+        _token_stats(report, tokenizer, max_seq_len or DEFAULT_MAX_SEQ_LEN, train_on, tokens)
+    except Exception as error:  # a tokenizer failing as a whole: report it, keep the rest of the check
+        problems.append(
+            RowProblem(path, 0, f"cannot count tokens: {type(error).__name__}: {error}", code="tokenizer")
+        )
+    _finish(report)
+    return report
+
+
+def _detection(records: list[Any], fmt: str, columns: dict[str, str]) -> Detection:
+    if fmt in (None, "", "auto"):
+        return detect(records, columns)
+    if fmt not in FORMAT_FIELDS:
+        return Detection(fmt, f"unknown format `{fmt}` (formats: {', '.join(FORMAT_FIELDS)})", columns)
+    sample = [rename_columns(r, columns) for r in records[:50] if isinstance(r, dict)]
+    extra = auto_columns(fmt, sample, columns)
+    if (
+        fmt == "completion"
+        and not extra
+        and sample
+        and all({"question", "answer"} <= r.keys() for r in sample)
+    ):
+        extra = {"prompt": "question", "completion": "answer"}
+    reason = "set explicitly" + (
+        f"; using {', '.join(f'`{s}` as `{t}`' for t, s in extra.items())}" if extra else ""
+    )
+    return Detection(fmt, reason, {**columns, **extra})
+
+
+def _collapse_missing_columns(path: str, rows: list[Row], problems: list[RowProblem]) -> list[RowProblem]:
+    """A field missing from every row is one problem about the file's columns, not one per row."""
+    if len(rows) < 2:
+        return problems
+    missing = Counter(p.key for p in problems if p.code == "missing-field" and p.key and "[" not in p.key)
+    whole = {key for key, count in missing.items() if count == len(rows)}
+    if not whole:
+        return problems
+    present = sorted({str(k) for row in rows[:50] if isinstance(row.data, dict) for k in row.data})
+    kept = [p for p in problems if not (p.code == "missing-field" and p.key in whole)]
+    for key in sorted(whole):
+        kept.insert(
+            0,
+            RowProblem(
+                path,
+                0,
+                f"no row has a `{key}` field; the file's columns are {', '.join(present) or '(none)'}. "
+                f"Map one with --columns {key}=COLUMN (data.columns in a recipe)",
+                key,
+                code="missing-column",
+            ),
+        )
+    return kept
+
+
+def _content_chars(data: dict[str, Any]) -> int:
+    if "messages" in data:
+        return sum(len(m["content"].strip()) for m in data["messages"])
+    return sum(len(v.strip()) for v in data.values() if isinstance(v, str))
+
+
+def _content_warnings(report: CheckReport) -> None:
+    seen: dict[str, int] = {}
+    for example in report.examples:
+        key = json.dumps(example.data, sort_keys=True, ensure_ascii=False, default=str)
+        if key in seen:
+            report.problems.append(
+                _warning(report, example, f"exact duplicate of line {seen[key]}", "duplicate")
+            )
+        else:
+            seen[key] = example.line
+        chars = _content_chars(example.data)
+        if chars < SHORT_ROW_CHARS:
+            report.problems.append(
+                _warning(report, example, f"very short: {chars} characters of content", "short")
+            )
+        if "rejected" in example.data and not example.data["rejected"].strip():
+            report.problems.append(
+                _warning(
+                    report,
+                    example,
+                    "`rejected` is empty (the pair still trains)",
+                    "empty-rejected",
+                    "rejected",
+                )
+            )
+        elif "chosen" in example.data and example.data["chosen"].strip() == example.data["rejected"].strip():
+            report.problems.append(
+                _warning(
+                    report, example, "`chosen` and `rejected` are the same text", "same-pair", "rejected"
+                )
+            )
+
+
+def _warning(
+    report: CheckReport, example: Example, message: str, code: str, key: str | None = None
+) -> RowProblem:
+    return RowProblem(report.path, example.line, message, key, severity="warning", code=code)
+
+
+def _label_warnings(report: CheckReport) -> None:
+    counts = Counter(example.data["label"] for example in report.examples)
+    ordered = sorted(counts, key=str)  # the order the runner assigns ids in
+    report.stats["labels"] = {str(label): counts[label] for label in ordered}
+    report.stats["label_ids"] = {str(label): index for index, label in enumerate(ordered)}
+    if len(counts) == 1:
+        only = next(iter(counts))
+        report.problems.append(
+            RowProblem(
+                report.path,
+                0,
+                f"every row has the label {only!r}: a classifier needs at least two classes",
+                "label",
+                severity="warning",
+                code="single-class",
+            )
+        )
+    elif counts:
+        (big, most), (small, least) = counts.most_common()[0], counts.most_common()[-1]
+        if most >= IMBALANCE_RATIO * least:
+            report.problems.append(
+                RowProblem(
+                    report.path,
+                    0,
+                    f"classes are imbalanced: {big!r} has {most} rows, {small!r} only {least} "
+                    f"({most / least:.1f}:1); consider rebalancing, and judge the model by more than accuracy",
+                    "label",
+                    severity="warning",
+                    code="class-imbalance",
+                )
+            )
+
+
+# -- tokens ----------------------------------------------------------------------------------------------------
+
+
+def _lengths(example: dict[str, Any], tokenizer: Any, max_len: int, train_on: str) -> tuple[int, int]:
+    """(tokens in the whole example, tokens carrying loss after truncation to max_len)."""
+    if tokenizer is None:
+        text, spans = render_text(example, train_on)
+        total = math.ceil(len(text) / CHARS_PER_TOKEN)
+        cutoff = max_len * CHARS_PER_TOKEN
+        kept = sum(max(0, min(end, cutoff) - start) for start, end in spans)
+        return total, math.ceil(kept / CHARS_PER_TOKEN)
+    if "label" in example:
+        total = len(tokenizer(example["text"], add_special_tokens=True)["input_ids"])
+        return total, min(total, max_len)
+    if "chosen" in example:
+        pairs = [
+            render_example(
+                {"prompt": example["prompt"], "completion": example[k]}, tokenizer, max_len, train_on
+            )
+            for k in ("chosen", "rejected")
+        ]
+        longest = max(pairs, key=lambda r: len(r.input_ids) + r.truncated_tokens)
+        return len(longest.input_ids) + longest.truncated_tokens, min(r.trained_tokens for r in pairs)
+    rendered = render_example(example, tokenizer, max_len, train_on)
+    return len(rendered.input_ids) + rendered.truncated_tokens, rendered.trained_tokens
+
+
+def _token_stats(report: CheckReport, tokenizer: Any, max_len: int, train_on: str, tokens: bool) -> None:
+    stats = report.stats
+    stats.update(
+        {
+            "rows": report.rows,
+            "valid_rows": len(report.examples),
+            "max_seq_len": max_len,
+            "train_on": train_on,
+        }
+    )
+    if not tokens or not report.examples:
+        return
+    template = None
+    if tokenizer is not None and any("messages" in e.data for e in report.examples[:1]):
+        template = (
+            "default ChatML (the tokenizer has none)" if ensure_chat_template(tokenizer) else "the model's"
+        )
+    lengths: list[int] = []
+    truncated_rows = truncated_tokens = dropped = trained_total = 0
+    for example in report.examples:
+        try:
+            total, trained = _lengths(example.data, tokenizer, max_len, train_on)
+        except Exception as error:  # e.g. a chat template that rejects this conversation's roles
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            report.problems.append(
+                RowProblem(
+                    report.path,
+                    example.line,
+                    f"the tokenizer or chat template cannot render this row: {type(error).__name__}: {first}",
+                    code="render-failed",
+                )
+            )
+            continue
+        lengths.append(total)
+        trained_total += trained
+        estimate = "" if tokenizer is not None else " (estimated)"
+        if total > max_len:
+            truncated_rows += 1
+            truncated_tokens += total - max_len
+            message = (
+                f"{total:,} tokens{estimate}, longer than max_seq_len={max_len}: "
+                f"{total - max_len:,} tokens would be truncated"
+            )
+            if trained == 0 and "label" not in example.data:
+                dropped += 1
+                message += ", leaving nothing to train on, so the row would be dropped"
+            report.problems.append(_warning(report, example, message, "too-long"))
+    if not lengths:
+        return
+    ordered = sorted(lengths)
+    per_epoch = sum(min(length, max_len) for length in lengths)
+    stats.update(
+        {
+            "tokens": sum(lengths),
+            "tokens_estimated": tokenizer is None,
+            "token_count": "the model's tokenizer"
+            if tokenizer is not None
+            else f"estimated as characters / {CHARS_PER_TOKEN} (pass --model for exact counts)",
+            "chat_template": template,
+            "trained_tokens": trained_total,
+            "length": {
+                "min": ordered[0],
+                "mean": round(sum(ordered) / len(ordered), 1),
+                "median": ordered[len(ordered) // 2],
+                "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
+                "max": ordered[-1],
+            },
+            "histogram": histogram(lengths),
+            "truncated_rows": truncated_rows,
+            "truncated_tokens": truncated_tokens,
+            "dropped_rows": dropped,
+            "tokens_per_epoch": per_epoch,
+            "time_per_epoch_s": round(per_epoch / ASSUMED_TOKENS_PER_SEC, 1),
+            "time_assumes": TIME_ASSUMPTION,
+        }
+    )
+
+
+def histogram(lengths: list[int], bins: int = 10) -> list[dict[str, int]]:
+    """Equal-width bins with a round width (1, 2 or 5 times a power of ten) covering 0..max."""
+    if not lengths:
+        return []
+    top = max(lengths)
+    raw = max(1.0, top / bins)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    width = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    width = int(max(1, width))
+    first = min(lengths) // width
+    counts = [0] * (top // width - first + 1)
+    for length in lengths:
+        counts[length // width - first] += 1
+    return [
+        {"from": (first + i) * width, "to": (first + i + 1) * width - 1, "rows": n}
+        for i, n in enumerate(counts)
+    ]
+
+
+# -- preview -----------------------------------------------------------------------------------------------------
+
+
+def preview(example: Example, tokenizer: Any, max_len: int, train_on: str) -> dict[str, Any]:
+    """One example as segments of text with whether each carries loss: what the model learns from."""
+    data = example.data
+    if "label" in data:
+        return {
+            "line": example.line,
+            "segments": [[data["text"], False]],
+            "note": f"classification: the model learns to predict the label {data['label']!r} from this text",
+        }
+    note = None
+    if "chosen" in data:
+        note = "preference: the chosen reply is shown; the rejected one is scored against it (DPO)"
+    if tokenizer is None:
+        text, spans = render_text(data, train_on)
+        segments, position = [], 0
+        for start, end in spans:
+            if start > position:
+                segments.append([text[position:start], False])
+            segments.append([text[start:end], True])
+            position = end
+        if position < len(text):
+            segments.append([text[position:], False])
+        return {"line": example.line, "segments": segments, "note": note, "by": "characters (no tokenizer)"}
+    if "chosen" in data:
+        data = {"prompt": data["prompt"], "completion": data["chosen"]}
+    rendered = render_example(data, tokenizer, max_len, train_on)
+    return {
+        "line": example.line,
+        "segments": [[text, trained] for text, trained in loss_mask_segments(rendered, tokenizer)],
+        "note": note,
+        "by": "tokens",
+        "trained_tokens": rendered.trained_tokens,
+        "tokens": len(rendered.input_ids),
+        "truncated_tokens": rendered.truncated_tokens,
+        "ignore_index": IGNORE_INDEX,
+    }
+
+
+def _finish(report: CheckReport) -> None:
+    report.problems.sort(key=lambda p: (p.severity != "error", p.line))
+    report.stats["errors"] = len(report.errors)
+    report.stats["warnings"] = len(report.warnings)
+    report.stats["rows"] = report.rows
+    report.stats["valid_rows"] = len(report.examples)
