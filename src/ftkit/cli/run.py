@@ -104,14 +104,15 @@ def execute_run(
 
 def _dry_run(loaded: LoadedRecipe, output: Output) -> int:
     from ftkit.data.dataset import load_run_data
+    from ftkit.data.readers import data_source
     from ftkit.methods.registry import get_method
 
     recipe = loaded.recipe
     method = get_method(recipe.method.name)
     method.check_requirements()
     data = load_run_data(
-        loaded.resolve_path(recipe.data.train),
-        loaded.resolve_path(recipe.data.eval) if recipe.data.eval else None,
+        data_source(recipe.data.train, loaded.base_dir),
+        data_source(recipe.data.eval, loaded.base_dir) if recipe.data.eval else None,
         recipe.data.format,
         recipe.data.columns,
         recipe.data.eval_split,
@@ -128,6 +129,7 @@ def _dry_run(loaded: LoadedRecipe, output: Output) -> int:
         "train_rows": len(data.train),
         "eval_rows": len(data.eval),
         "split": data.split,
+        "data_warnings": len(data.warnings),
         "output": str(loaded.resolve_path(recipe.output)),
         "training": recipe.training.model_dump(mode="json"),
     }

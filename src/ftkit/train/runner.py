@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ftkit.data.dataset import RunData, load_run_data
+from ftkit.data.readers import data_source
 from ftkit.data.render import ensure_chat_template, prompt_text, reference_text, render_example
 from ftkit.errors import DataError, FtkitError
 from ftkit.methods.base import Method
@@ -83,9 +84,10 @@ class _Run:
 
     def load_data(self) -> RunData:
         data_config = self.recipe.data
-        eval_path = self.loaded.resolve_path(data_config.eval) if data_config.eval else None
+        base = self.loaded.base_dir
+        eval_path = data_source(data_config.eval, base) if data_config.eval else None
         data = load_run_data(
-            self.loaded.resolve_path(data_config.train),
+            data_source(data_config.train, base),  # a local path, or a Hub dataset id kept as given
             eval_path,
             data_config.format,
             data_config.columns,
@@ -110,6 +112,12 @@ class _Run:
             f"{len(data.train)} train rows, {len(data.eval)} eval rows"
             + (f"; {data.split}" if data.split else ""),
         )
+        if data.warnings:  # same checker as `ftkit data check`: errors stopped the run above
+            self.event(
+                "warning",
+                f"data check: {len(data.warnings)} warning{'s' if len(data.warnings) > 1 else ''}, "
+                f"first: {data.warnings[0]} (`ftkit data check FILE` lists them all)",
+            )
         return data
 
     def resolve(self, data: RunData, plan: TrainingPlan, options: Any) -> dict[str, Any]:
