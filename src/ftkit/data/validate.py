@@ -143,9 +143,12 @@ def check_rows(
     detection = _detection([row.data for row in rows], fmt, columns)
     report = CheckReport(path, detection.format, detection.reason, detection.columns, len(rows), [], problems)
     if detection.format not in FORMAT_FIELDS:
-        problems.append(
-            RowProblem(path, 0, f"cannot tell the data format: {detection.reason}", code="unknown-format")
-        )
+        if rows:
+            problems.append(
+                RowProblem(path, 0, f"cannot tell the data format: {detection.reason}", code="unknown-format")
+            )
+        elif not problems:  # with no readable rows at all, read problems (if any) already say why
+            problems.append(RowProblem(path, 0, "the file has no rows", code="empty-file"))
         _finish(report)
         return report
 

@@ -1,0 +1,49 @@
+"""Fixtures for the data tests: a tiny tokenizer (no model, no torch), real data paths, a CLI runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """The byte-level BPE tokenizer of tests/conftest.py (ChatML template, `<|im_end|>` as eos)."""
+    from conftest import build_tokenizer
+
+    return build_tokenizer(tmp_path_factory.mktemp("tiny-tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tiny_tokenizer, tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("tiny-tokenizer-dir")
+    tiny_tokenizer.save_pretrained(directory)
+    return directory
+
+
+def shared(relative: str) -> Path:
+    """A file under ../shared/data, or a skip that says why."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real data not present: {path} (see ../shared/data/README.md)")
+    return path
+
+
+def write_lines(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def cli(*args: str):
+    """Run `ftkit ...` in-process; returns click's Result (exit_code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from ftkit.cli.app import app
+
+    return CliRunner().invoke(app, list(args))
