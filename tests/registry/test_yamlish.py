@@ -37,6 +37,8 @@ SAMPLE = {
         "",
     ],
     "text": 'line one\nline two\t"quoted" é',
+    "trailing_newline": "A\n",
+    "unicode_breaks": "a\u2028b\x85c\x7f",
     "nested": {"empty_list": [], "empty_dict": {}, "list_of_dicts": [{"a": 1}, {"b": [1, 2, {"c": "d"}]}]},
     "odd key: here": 1,
     "true": "key that is a keyword",

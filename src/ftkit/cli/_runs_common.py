@@ -132,24 +132,40 @@ def short_model(model: str | None, width: int = 32) -> str:
     return model if len(model) <= width else "…" + model[-(width - 1) :]
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]], keep: tuple[int, ...] = (0,)) -> Any:
-    """A rich Table whose `keep` columns never wrap or shrink (ids stay whole); print it with Output.print."""
-    from rich.table import Table
+def styled(text: str, style: str | None) -> Any:
+    """Plain text with a rich style (no markup parsing, so nothing needs escaping)."""
+    from rich.text import Text
 
+    return Text(text, style=style or "")
+
+
+def status_text(status: str | None) -> Any:
+    """A run status, coloured."""
+    return styled(status or "?", STATUS_STYLE.get(status or ""))
+
+
+def colour_text(text: str, verdict: str | None) -> Any:
+    """Green for better, red for worse."""
+    return styled(text, {"better": "green", "worse": "red"}.get(verdict or ""))
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]], keep: tuple[int, ...] = (0,)) -> Any:
+    """A rich Table of plain-text cells (str, or rich Text for styled ones); print it with Output.print.
+
+    The `keep` columns never wrap or shrink, so ids stay whole. Cells are not parsed as markup (fast, and
+    nothing needs escaping).
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    cells = [[c if isinstance(c, Text) else Text("" if c is None else str(c)) for c in row] for row in rows]
     result = Table(title=title, title_justify="left")
     for index, column in enumerate(columns):
         if index in keep:
-            result.add_column(
-                column, no_wrap=True, min_width=max([len(column)] + [_plain_len(r[index]) for r in rows])
-            )
+            width = max([len(column)] + [row[index].cell_len for row in cells])
+            result.add_column(column, no_wrap=True, min_width=width)
         else:
             result.add_column(column, overflow="fold")
-    for row in rows:
-        result.add_row(*("" if cell is None else str(cell) for cell in row))
+    for row in cells:
+        result.add_row(*row)
     return result
-
-
-def _plain_len(cell: Any) -> int:
-    from rich.text import Text
-
-    return Text.from_markup(str(cell)).cell_len if cell is not None else 0

@@ -14,13 +14,14 @@ from rich.markup import escape
 
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import (
-    colour,
+    colour_text,
     fmt,
     fmt_delta,
     json_option,
     no_registry_error,
     open_or_none,
     registry_option,
+    styled,
     table,
 )
 from ftkit.errors import GateFailedError
@@ -70,20 +71,14 @@ def _commit(side: dict) -> str:
 def render_human(out: Output, payload: dict, include_all: bool) -> None:
     """Header, Config, Metrics and Provenance as rich tables."""
     a, b = payload["a"], payload["b"]
-    header = [
-        [label, escape(str(a.get(key) or "—")), escape(str(b.get(key) or "—"))] for label, key in _HEADER_ROWS
-    ]
-    header.append(["code commit", escape(_commit(a)), escape(_commit(b))])
+    header = [[label, str(a.get(key) or "—"), str(b.get(key) or "—")] for label, key in _HEADER_ROWS]
+    header.append(["code commit", _commit(a), _commit(b)])
     out.print(table("Runs", ["", "A", "B"], header, keep=(0, 1, 2)))
     config = payload["config"]
     if config:
         title = "Config (all keys)" if include_all else "Config (changed keys)"
         rows = [
-            [
-                escape(r["key"]),
-                escape(fmt(r["a"])),
-                (f"[bold]{escape(fmt(r['b']))}[/bold]" if r["changed"] else escape(fmt(r["b"]))),
-            ]
+            [r["key"], fmt(r["a"]), styled(fmt(r["b"]), "bold" if r["changed"] and include_all else None)]
             for r in config
         ]
         out.print(table(title, ["key", "A", "B"], rows, keep=(0,)))
@@ -94,13 +89,14 @@ def render_human(out: Output, payload: dict, include_all: bool) -> None:
         rows = []
         for r in metrics:
             delta, pct = fmt_delta(r["delta"], r["delta_pct"])
+            verdict = r["verdict"]
             rows.append(
                 [
-                    escape(r["metric"]),
-                    escape(fmt(r["a"])),
-                    escape(fmt(r["b"])),
-                    colour(delta, r["verdict"]),
-                    colour(pct, r["verdict"]),
+                    r["metric"],
+                    fmt(r["a"]),
+                    fmt(r["b"]),
+                    colour_text(delta, verdict),
+                    colour_text(pct, verdict),
                 ]
             )
         out.print(table("Metrics", ["metric", "A", "B", "Δ", "Δ%"], rows, keep=(0, 1, 2, 3, 4)))

@@ -84,6 +84,8 @@ def log_command(
         entries = entries[1:]
     entries.reverse()
     out.emit({"registry": str(reg.root), "runs": entries})
+    if json_mode:
+        return
     if not entries:
         out.note("no runs" + ("" if all_ else " (failed and interrupted runs are hidden; --all shows them)"))
         return

@@ -15,7 +15,7 @@ from ftkit.cli._runs_common import (
     open_or_none,
     registry_option,
     short_model,
-    status_markup,
+    status_text,
     table,
 )
 
@@ -64,6 +64,9 @@ def runs_command(
             everything = reg.list_runs(method=method, model=model, tag=tag, include_all=True)
             hidden = len(everything) - len(matching)
     out.emit({"registry": str(reg.root), "total": len(matching), "shown": len(shown), "runs": shown})
+    if json_mode:  # the document on stdout is the listing; a table of it on stderr would only cost time
+        out.note(f"{len(shown)} of {len(matching)} run(s)")
+        return
     if not shown:
         out.note(
             "no runs match"
@@ -76,13 +79,13 @@ def runs_command(
         values = run.get("metrics") or {}
         rows.append(
             [
-                escape(run["id"]),
-                escape(run.get("name") or ""),
-                status_markup(run.get("status")),
-                escape(run.get("method") or "—"),
-                escape(short_model(run.get("model"))),
+                run["id"],
+                run.get("name") or "",
+                status_text(run.get("status")),
+                run.get("method") or "—",
+                short_model(run.get("model")),
                 *[fmt(values.get(key)) for key in metrics],
-                escape(", ".join(run.get("tags") or [])),
+                ", ".join(run.get("tags") or []),
                 ago(run.get("ended_at") or run.get("committed_at")),
             ]
         )

@@ -20,6 +20,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -146,6 +147,42 @@ class GitRepo:
         data = proc.stdout.read(size)
         proc.stdout.read(1)  # trailing newline
         return sha, kind, data
+
+    def read_many(self, names: list[str]) -> list[tuple[str, str, bytes] | None]:
+        """Read many objects in one pipelined exchange with cat-file (requests are written by a thread while the
+        answers are read, so neither pipe can fill up and block)."""
+        if not names:
+            return []
+        proc = self._batch()
+        assert proc.stdin is not None and proc.stdout is not None
+        payload = "".join(f"{name}\n" for name in names).encode()
+        errors: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                proc.stdin.write(payload)  # type: ignore[union-attr]
+                proc.stdin.flush()  # type: ignore[union-attr]
+            except BaseException as error:  # pragma: no cover - surfaced below
+                errors.append(error)
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        out: list[tuple[str, str, bytes] | None] = []
+        for _ in names:
+            header = proc.stdout.readline()
+            if not header:
+                raise RegistryError(f"git cat-file stopped unexpectedly in {self.git_dir}")
+            parts = header.split()
+            if len(parts) < 3 or parts[1] in (b"missing", b"ambiguous"):
+                out.append(None)
+                continue
+            data = proc.stdout.read(int(parts[2]))
+            proc.stdout.read(1)
+            out.append((parts[0].decode(), parts[1].decode(), data))
+        writer.join()
+        if errors:
+            raise RegistryError(f"cannot talk to git cat-file in {self.git_dir}: {errors[0]}")
+        return out
 
     def read_blob(self, sha: str) -> bytes:
         obj = self.read_object(sha)

@@ -49,7 +49,15 @@ from ftkit.errors import RegistryError, UsageError
 from ftkit.registry import diff as diffing
 from ftkit.registry import refs, scrub, yamlish
 from ftkit.registry.artifacts import ArtifactStore
-from ftkit.registry.gitops import MODE_BLOB, MODE_TREE, GitCommandError, GitRepo, TreeEntry
+from ftkit.registry.gitops import (
+    MODE_BLOB,
+    MODE_TREE,
+    ZERO_SHA,
+    GitCommandError,
+    GitRepo,
+    TreeEntry,
+    parse_tree,
+)
 
 FORMAT_VERSION = 1
 BRANCH_REF = "refs/heads/main"
@@ -544,32 +552,59 @@ class RunRegistry:
             cached = {}
         summaries: dict[str, dict] = {}
         dirty = len(cached) != len(entries)
+        missing = []
         for run_id, entry in entries.items():
             hit = cached.get(run_id)
             if hit and hit.get("tree") == entry.sha:
                 summaries[run_id] = hit
-                continue
+            else:
+                missing.append((run_id, entry.sha))
+        if missing:
             dirty = True
-            files = {e.name: e for e in self.git.read_tree(entry.sha)}
-            run = self._json_file(files, "run.json", {}, run_id)
-            run.setdefault("id", run_id)
-            summaries[run_id] = {
-                "tree": entry.sha,
-                "run": run,
-                "metrics": self._json_file(files, "metrics.json", {}, run_id),
-            }
+            summaries.update(self._read_summaries(missing))
         if dirty:
             self._write_cache(summaries)
         self._summaries = summaries
         return summaries
+
+    def _read_summaries(self, runs: list[tuple[str, str]]) -> dict[str, dict]:
+        """Summaries of runs (id, folder tree sha) read from git in two pipelined cat-file exchanges."""
+        trees = self.git.read_many([sha for _, sha in runs])
+        wanted: list[str] = []
+        for (run_id, _), tree in zip(runs, trees, strict=True):
+            if tree is None or tree[1] != "tree":
+                raise RegistryError(
+                    f"run {run_id}: its folder is missing from git", hint="run `git fsck` there"
+                )
+            files = {e.name: e.sha for e in parse_tree(tree[2])}
+            wanted += [files.get("run.json", ZERO_SHA), files.get("metrics.json", ZERO_SHA)]
+        blobs = self.git.read_many(wanted)
+        out = {}
+        for index, (run_id, sha) in enumerate(runs):
+            parsed = []
+            for blob, name in zip(
+                blobs[2 * index : 2 * index + 2], ("run.json", "metrics.json"), strict=True
+            ):
+                try:
+                    parsed.append(json.loads(blob[2]) if blob else {})
+                except ValueError as error:
+                    raise RegistryError(f"run {run_id}: {name} is not valid JSON ({error})") from error
+            run, metrics = parsed
+            run.setdefault("id", run_id)
+            out[run_id] = {"tree": sha, "run": run, "metrics": metrics}
+        return out
 
     def _write_cache(self, summaries: dict[str, dict]) -> None:
         path = self._cache_path()
         try:
             path.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".summaries-", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"version": _CACHE_VERSION, "runs": summaries}, handle, separators=(",", ":"))
+            with os.fdopen(
+                fd, "w", encoding="utf-8"
+            ) as handle:  # dumps: the C encoder, many times faster than dump
+                handle.write(
+                    json.dumps({"version": _CACHE_VERSION, "runs": summaries}, separators=(",", ":"))
+                )
             os.replace(tmp, path)
         except OSError:
             pass  # a read-only registry still lists, just without the cache

@@ -17,7 +17,7 @@ from typing import Any
 _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _KEYWORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
-_UNPRINTABLE = re.compile("[\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _INT = re.compile(r"^-?[0-9]+$")
 _FLOAT = re.compile(r"^-?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?$")
 
@@ -64,7 +64,7 @@ def _scalar(value: Any) -> str:
             text = f"{mantissa}e{exponent}"
         return text
     text = str(value)
-    if _PLAIN.match(text) and text.lower() not in _KEYWORDS:
+    if _PLAIN.fullmatch(text) and text.lower() not in _KEYWORDS:
         return text
     return _quote(text)
 
@@ -75,7 +75,7 @@ def _quote(text: str) -> str:
 
 
 def _key(key: str) -> str:
-    if _PLAIN_KEY.match(key) and key.lower() not in _KEYWORDS:
+    if _PLAIN_KEY.fullmatch(key) and key.lower() not in _KEYWORDS:
         return key
     return _quote(key)
 
@@ -137,9 +137,9 @@ def _parse_scalar(text: str) -> Any:
         return math.inf
     if text == "-.inf":
         return -math.inf
-    if _INT.match(text):
+    if _INT.fullmatch(text):
         return int(text)
-    if _FLOAT.match(text):
+    if _FLOAT.fullmatch(text):
         return float(text)
     return text
 
@@ -161,7 +161,7 @@ def _split_key(content: str) -> tuple[str, str]:
 def load(text: str) -> dict:
     """Parse YAML written by `dump` back into a dict."""
     lines: list[tuple[int, str]] = []
-    for raw in text.splitlines():
+    for raw in text.split("\n"):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
