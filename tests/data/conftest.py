@@ -15,9 +15,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory):
     """The byte-level BPE tokenizer of tests/conftest.py (ChatML template, `<|im_end|>` as eos)."""
-    from conftest import build_tokenizer
+    import importlib.util
 
-    return build_tokenizer(tmp_path_factory.mktemp("tiny-tokenizer"))
+    spec = importlib.util.spec_from_file_location("_ftkit_root_conftest", REPO / "tests" / "conftest.py")
+    root = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root)
+    return root.build_tokenizer(tmp_path_factory.mktemp("tiny-tokenizer"))
 
 
 @pytest.fixture(scope="session")
