@@ -6,6 +6,7 @@ into a full-precision copy of the base, reloaded for the purpose: a 4-bit base c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -89,3 +90,30 @@ class QloraMethod(LoraMethod):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         model.enable_input_require_grads()
         return get_peft_model(model, lora_config(options, task))
+
+    def load_trained(self, base_model: Any, output_dir: Path, model_class: Any = None) -> Any:
+        """The adapter on its base. On the 4-bit base, adapter weights keep the dtype they trained and were saved
+        in (TRL trains QLoRA adapters in bf16, the paper's recipe), so outputs match the trained model exactly;
+        on a full-precision base (for merging) they load in that base's precision."""
+        model = super().load_trained(base_model, output_dir, model_class)
+        if getattr(base_model, "is_loaded_in_4bit", False):
+            saved = saved_adapter_dtype(output_dir)
+            if saved is not None:
+                for name, parameter in model.named_parameters():
+                    if ("lora_A" in name or "lora_B" in name) and parameter.dtype != saved:
+                        parameter.data = parameter.data.to(saved)
+        return model
+
+
+def saved_adapter_dtype(output_dir: Path) -> Any:
+    """The dtype of the saved LoRA weights (None when there are none)."""
+    from safetensors import safe_open
+
+    path = Path(output_dir) / "adapter_model.safetensors"
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        for key in handle.keys():  # noqa: SIM118 - safe_open is not a dict
+            if "lora_A" in key or "lora_B" in key:
+                return handle.get_tensor(key).dtype
+    return None

@@ -1,0 +1,160 @@
+"""Loading a trained run's output and generating from it, correctly for every method.
+
+    from ftkit.inference import load_trained_model, generate
+
+    trained = load_trained_model("outputs/20250101-120000-abcdef")      # adapter on its base, as trained
+    print(generate(trained, "What is the capital of France?"))          # chat template applied
+    merged = load_trained_model("outputs/...", merge=True)              # adapter folded into the base
+
+The output folder holds `resolved.yaml` (written by the runner), the tokenizer and the method's weights. The base
+model is rebuilt from `resolved.yaml`; the method re-applies its weights. Generation goes through
+`ftkit.evaluation.generate`, which decodes without a KV cache for methods whose cached generation is wrong
+(prefix and prompt tuning). Heavy libraries are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftkit.errors import MethodError, ModelError
+from ftkit.methods.base import Method, MethodOptions
+
+
+@dataclass
+class TrainedModel:
+    """A reloaded run output: the model ready for inference, its tokenizer, and the method that made it."""
+
+    model: Any
+    tokenizer: Any
+    method: Method
+    options: MethodOptions
+    resolved: dict[str, Any]
+    output_dir: Path
+    device: str = "cpu"
+    merged: bool = False
+    labels: list[str] | None = field(default=None)
+
+
+def read_resolved(output_dir: str | Path) -> dict[str, Any]:
+    """The resolved recipe the runner saved beside the weights."""
+    import yaml
+
+    path = Path(output_dir) / "resolved.yaml"
+    if not path.is_file():
+        raise ModelError(
+            f"{output_dir} has no resolved.yaml, so it is not an ftkit run output",
+            hint="pass the run's output folder (OUTPUT/<run-id>/), as printed at the end of `ftkit run`",
+        )
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _method_of(resolved: dict[str, Any]) -> tuple[Method, MethodOptions]:
+    from ftkit.methods.registry import get_method
+
+    raw = dict(resolved.get("method") or {})
+    method = get_method(str(raw.pop("name", "lora")))
+    return method, method.parse_options(raw)
+
+
+def _labels(output_dir: Path) -> list[str] | None:
+    path = output_dir / "labels.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _dtype(resolved: dict[str, Any], method: Method) -> Any:
+    import torch
+
+    precision = (resolved.get("training") or {}).get("precision")
+    return torch.bfloat16 if precision == "bf16" and method.is_adapter else torch.float32
+
+
+def load_base_model(output_dir: str | Path, *, full_precision: bool = False, device: str = "cpu") -> Any:
+    """The base model a run trained on, loaded as the method loads it (QLoRA: 4-bit), or in full precision
+    (`full_precision=True`, the base an adapter is merged into)."""
+    from ftkit.train.model_loading import load_model
+
+    output_dir = Path(output_dir)
+    resolved = read_resolved(output_dir)
+    method, options = _method_of(resolved)
+    method.check_requirements()
+    kwargs = (
+        method.merge_load_kwargs(options, device)
+        if full_precision
+        else method.model_load_kwargs(options, device)
+    )
+    return load_model(
+        str(resolved["model"]),
+        output_dir,
+        resolved.get("task", "causal-lm"),
+        _dtype(resolved, method),
+        kwargs,
+        _labels(output_dir),
+    )
+
+
+def load_trained_model(
+    output_dir: str | Path, *, merge: bool = False, full_precision_base: bool = False, device: str = "cpu"
+) -> TrainedModel:
+    """Rebuild a run's trained model from its output folder.
+
+    merge: fold the adapter into the base (mergeable methods only; QLoRA merges onto a full-precision base).
+    full_precision_base: put the adapter on a full-precision base without merging (QLoRA's unmerged reference).
+    """
+    from ftkit.train.model_loading import load_tokenizer, model_class
+
+    output_dir = Path(output_dir)
+    resolved = read_resolved(output_dir)
+    method, options = _method_of(resolved)
+    if merge and not method.mergeable:
+        raise MethodError(
+            f"method `{method.name}` cannot be merged into the base model",
+            hint="load it without merging; mergeable methods are marked in `ftkit methods`",
+        )
+    method.check_requirements()
+    tokenizer = load_tokenizer(str(output_dir), output_dir)
+    method.tokenizer = tokenizer
+    task = resolved.get("task", "causal-lm")
+    auto = model_class(task)
+    if method.is_adapter:
+        base = load_base_model(output_dir, full_precision=merge or full_precision_base, device=device)
+        model = method.load_trained(base, output_dir, auto)
+    else:
+        model = method.load_trained(None, output_dir, auto)
+    if merge:
+        model = method.merge(model)
+    if not getattr(model, "is_loaded_in_4bit", False) and not getattr(model, "hf_device_map", None):
+        model.to(device)
+    model.eval()
+    return TrainedModel(
+        model, tokenizer, method, options, resolved, output_dir, device, merge, _labels(output_dir)
+    )
+
+
+def generate(
+    trained: TrainedModel,
+    prompt: str | list[dict[str, str]],
+    max_new_tokens: int = 64,
+    *,
+    chat: bool = True,
+) -> str:
+    """Greedy-decode a reply. A string is sent as one user message through the chat template (chat=False: raw
+    text); a list of {role, content} messages is rendered as a conversation."""
+    from ftkit.evaluation.generate import greedy_generate
+
+    tokenizer = trained.tokenizer
+    if isinstance(prompt, list) or chat:
+        messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        text = prompt
+    return greedy_generate(
+        trained.model,
+        tokenizer,
+        text,
+        max_new_tokens,
+        use_cache=trained.method.generation_use_cache,
+        device=trained.device,
+    )
