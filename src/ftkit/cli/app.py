@@ -72,6 +72,7 @@ COMMAND_MODULES = (
     "ftkit.cli.checkout",
     "ftkit.cli.rerun",
     "ftkit.cli.registry_cmd",
+    "ftkit.cli.methods",
 )
 
 

@@ -10,9 +10,7 @@ from ftkit.methods.base import Method, MethodOptions
 
 
 class LoraOptions(MethodOptions):
-    r: int | Literal["auto"] = Field(
-        16, description="Adapter rank; auto picks 8 for small data, 16 otherwise."
-    )
+    r: int | Literal["auto"] = Field(16, description="Adapter rank (auto: 16).")
     alpha: float | None = Field(None, gt=0, description="Scaling numerator; defaults to 2 × r.")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
     target_modules: str | list[str] = Field(
