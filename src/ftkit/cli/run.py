@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ftkit.cli._output import Output
 from ftkit.errors import ExitCode
-from ftkit.recipe.load import LoadedRecipe, load_recipe
+
+if TYPE_CHECKING:  # imported lazily: pydantic and the methods cost every command start-up time
+    from ftkit.recipe.load import LoadedRecipe
 
 _EXIT_FOR_STATUS = {
     "succeeded": ExitCode.OK,
@@ -49,6 +51,8 @@ def execute_run(
     registry_path: Path | None,
 ) -> int:
     """Run a recipe file (also used by `ftkit rerun`). Returns the exit code."""
+    from ftkit.recipe.load import load_recipe
+
     output = Output(json_mode)
     loaded = load_recipe(recipe_path, overrides)
     if dry_run:

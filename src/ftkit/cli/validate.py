@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from ftkit.cli._output import Output
-from ftkit.recipe.load import load_recipe
 
 
 def validate_command(
@@ -16,6 +15,8 @@ def validate_command(
     json_mode: bool = typer.Option(False, "--json", help="Print a JSON result on stdout."),
 ) -> None:
     """Check a recipe without loading any model; exit 2 with every problem located."""
+    from ftkit.recipe.load import load_recipe  # lazily: keeps other commands' start-up fast
+
     output = Output(json_mode)
     loaded = load_recipe(recipe, set_)
     output.emit(
