@@ -87,7 +87,8 @@ def detect(records: list[Any], columns: dict[str, str] | None = None) -> Detecti
     for name, fields in FORMAT_FIELDS.items():
         if all(f in keys for f in fields):
             plural = "s" if len(fields) > 1 else ""
-            return Detection(name, f"found the {_names(fields)} column{plural}", columns)
+            mapped = " (after the column mapping)" if any(f in columns for f in fields) else ""
+            return Detection(name, f"found the {_names(fields)} column{plural}{mapped}", columns)
     if {"question", "answer"} <= keys:
         return Detection(
             "completion",
