@@ -60,7 +60,7 @@ class MethodConfig(BaseModel):
 
 class TrainingConfig(_Strict):
     epochs: PositiveFloat | Auto = Field(
-        1, description="Passes over the training data; auto picks by data size."
+        1.0, description="Passes over the training data; auto picks by data size."
     )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (a cap).")
     learning_rate: Rate | Auto = Field(

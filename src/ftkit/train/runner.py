@@ -136,12 +136,11 @@ class _Run:
         training["padding_free"] = plan.padding_free
         resolved["method"] = {"name": self.method.name, **options.model_dump(mode="json")}
         resolved["data"]["format"] = data.format
-        resolved["data"]["train"] = str(self.loaded.resolve_path(self.recipe.data.train))
-        if self.recipe.data.eval:
-            resolved["data"]["eval"] = str(self.loaded.resolve_path(self.recipe.data.eval))
-        model_path = self.loaded.resolve_path(self.recipe.model)
-        if model_path.exists():
-            resolved["model"] = str(model_path)
+        # Local paths become absolute so the resolved recipe re-runs from anywhere; hub ids stay as they are.
+        for section, key in (("data", "train"), ("data", "eval"), (None, "model")):
+            holder = resolved[section] if section else resolved
+            if holder.get(key) and self.loaded.resolve_path(holder[key]).exists():
+                holder[key] = str(self.loaded.resolve_path(holder[key]))
         resolved["output"] = str(self.loaded.resolve_path(self.recipe.output))
         return resolved
 
