@@ -212,7 +212,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, recipe_file):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     seen = ""
     while time.time() < deadline:
         line = process.stderr.readline()
@@ -220,7 +220,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, recipe_file):
         if line.startswith("step "):
             break
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, seen + stderr
     payload = json.loads(stdout)
     assert payload["status"] == "interrupted"
