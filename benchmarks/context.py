@@ -1,0 +1,27 @@
+"""What every benchmark receives: the preset, a scratch folder, the model folder and how to name its command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.presets import Preset
+
+
+@dataclass
+class Context:
+    preset: Preset
+    workdir: Path  # scratch space for this invocation (recipes, registry, outputs, data samples)
+    model_dir: Path | None = None
+    shared: dict[str, Any] = field(default_factory=dict)  # results one benchmark leaves for another
+
+    def command(self, name: str) -> str:
+        """The command that reproduces one benchmark's rows."""
+        return f"python -m benchmarks --preset {self.preset.name} --only {name}"
+
+    def log(self, message: str) -> None:
+        import sys
+        import time
+
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
