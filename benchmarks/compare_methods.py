@@ -9,7 +9,7 @@ Reports trainable parameters, peak RSS, training tokens/s, eval loss before and 
 method saves (adapter, or whole model for full/freeze). Writes Markdown and JSON under benchmarks/results/
 (git-ignored) and prints the Markdown table.
 
-Data: the first chat conversations of ../shared/data/chatterbot-chat/messages.jsonl after a seeded shuffle.
+Data: distinct chat conversations of ../shared/data/chatterbot-chat/messages.jsonl after a seeded shuffle.
 Model: examples/quickstart/model/SmolLM2-135M-Instruct.Q4_1.gguf (fetched by examples/quickstart/fetch_model.py).
 """
 
@@ -40,7 +40,11 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
 def prepare_data(workdir: Path, train_rows: int, eval_rows: int, seed: int) -> tuple[Path, Path]:
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [{"messages": row["messages"]} for row in rows if row.get("messages")]
+    unique: dict[str, dict] = {}  # the corpus repeats conversations: drop repeats so eval rows are unseen
+    for row in rows:
+        if row.get("messages"):
+            unique.setdefault(json.dumps(row["messages"], sort_keys=True), {"messages": row["messages"]})
+    rows = list(unique.values())
     random.Random(seed).shuffle(rows)
     train, evaluation = rows[:train_rows], rows[train_rows : train_rows + eval_rows]
     paths = workdir / "train.jsonl", workdir / "eval.jsonl"
@@ -167,7 +171,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         f"Methods on SmolLM2-135M-Instruct: {meta['steps']} steps, batch {meta['batch_size']}, max_seq_len "
         f"{meta['max_seq_len']}, {meta['train_rows']} train / {meta['eval_rows']} eval chat rows "
-        f"(chatterbot-chat), each method's recipe learning rate; {meta['machine']}, {meta['threads']} torch "
+        f"(distinct chatterbot-chat conversations), each method's recipe learning rate; {meta['machine']}, {meta['threads']} torch "
         f"thread(s) per run.",
         "",
         "| method | lr | trainable params | % | peak RSS | train tokens/s | eval loss before → after | saved |",

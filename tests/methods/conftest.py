@@ -98,7 +98,9 @@ def train_method(tmp_path_factory, tiny_model_dir, method_data):
     def train(method: str) -> MethodRun:
         if method not in cache:
             directory = tmp_path_factory.mktemp(f"run-{method}")
-            recipe = method_recipe(directory, tiny_model_dir, method_data, method)
+            # prefix asks for gradient checkpointing, to prove the automatic (and announced) switch-off
+            extra = {"gradient_checkpointing": "true"} if method == "prefix" else {}
+            recipe = method_recipe(directory, tiny_model_dir, method_data, method, **extra)
             reporter = SilentReporter()
             result = execute_run(load_recipe(recipe), f"run-{method}", f"proof-{method}", reporter)
             assert result.status == "succeeded", result.error
