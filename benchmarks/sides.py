@@ -17,7 +17,15 @@ from typing import Any
 import yaml
 
 from benchmarks.assets import Split
-from benchmarks.harness import BENCH_DIR, REPO_ROOT, child_env, gpu_info, run_child, shell_join
+from benchmarks.harness import (
+    BENCH_DIR,
+    REPO_ROOT,
+    child_env,
+    gpu_info,
+    load_average,
+    run_child,
+    shell_join,
+)
 
 
 @dataclass
@@ -56,6 +64,10 @@ class SideResult:
     output_dir: str | None = None
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, float]] = field(
+        default_factory=list
+    )  # cumulative time_s and tokens after each step
+    load_average: list[float] | None = None  # when the child finished
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +80,36 @@ def steady_rate(steps: list[dict[str, float]]) -> float | None:
         return None
     (t0, n0), (t1, n1) = points[0], points[-1]
     return (n1 - n0) / (t1 - t0) if t1 > t0 else None
+
+
+def step_durations(steps: list[dict[str, float]]) -> dict[int, tuple[float, float]]:
+    """{step: (seconds, tokens)} for every step after the first, from cumulative per-step timings."""
+    out: dict[int, tuple[float, float]] = {}
+    previous = None
+    for row in sorted(steps, key=lambda row: (row["step"], row["time_s"])):
+        if previous is not None and row["step"] > previous["step"]:
+            out[int(row["step"])] = (row["time_s"] - previous["time_s"], row["tokens"] - previous["tokens"])
+        previous = row
+    return out
+
+
+def best_of_n_ratio(a_runs: list[list[dict]], b_runs: list[list[dict]]) -> float | None:
+    """Rate ratio A / B over identical batches, each step timed by its fastest repetition on each side.
+
+    Both sides see the same batches in the same order, so step k is the same work on both. Taking, per step,
+    the minimum time over repetitions discards slowdowns caused by other processes on a shared machine (they can
+    only add time); the first step (warm-up) is left out.
+    """
+    a_steps = [step_durations(run) for run in a_runs if run]
+    b_steps = [step_durations(run) for run in b_runs if run]
+    if not a_steps or not b_steps:
+        return None
+    common = set.intersection(*(set(steps) for steps in a_steps + b_steps))
+    if not common:
+        return None
+    a_time = sum(min(steps[k][0] for steps in a_steps) for k in common)
+    b_time = sum(min(steps[k][0] for steps in b_steps) for k in common)
+    return b_time / a_time if a_time > 0 else None
 
 
 # -- ftkit ------------------------------------------------------------------------------------------------
@@ -167,6 +209,8 @@ def run_ftkit(spec: TrainSpec, workdir: Path, tag: str, timeout: float | None = 
         wall_s=child.wall_s,
         output_dir=payload.get("output_dir"),
         metrics=metrics,
+        steps=steps,
+        load_average=load_average(),
     )
 
 
@@ -227,6 +271,8 @@ def run_plain(spec: TrainSpec, workdir: Path, tag: str, timeout: float | None = 
         wall_s=child.wall_s,
         output_dir=payload.get("output_dir"),
         metrics=metrics,
+        steps=payload.get("steps", []),
+        load_average=load_average(),
     )
 
 

@@ -19,7 +19,7 @@ from benchmarks.harness import (
     run_child,
     write_report,
 )
-from benchmarks.sides import steady_rate
+from benchmarks.sides import best_of_n_ratio, steady_rate
 
 
 def test_stat_median_min_max_ignore_missing_values():
@@ -125,3 +125,19 @@ def test_write_report_writes_latest_and_stamped_files(tmp_path):
     assert json.loads(path.read_text())["preset"] == "small"
     assert (tmp_path / "results" / "latest.md").read_text() == latest_md.read_text()
     assert len(list((tmp_path / "results").glob("20260101T000000*-small.json"))) == 1
+
+
+def test_best_of_n_ratio_compares_identical_batches_by_their_fastest_repetition():
+    def run(*durations):
+        rows, elapsed = [], 0.0
+        for step, seconds in enumerate(durations, start=1):
+            elapsed += seconds
+            rows.append({"step": step, "time_s": elapsed, "tokens": 100 * step})
+        return rows
+
+    ftkit = [run(9.0, 2.0, 2.0), run(9.0, 8.0, 2.5)]  # the second repetition's step 2 hit a busy machine
+    plain = [run(5.0, 2.0, 3.0), run(5.0, 4.0, 2.0)]
+    # step 1 (warm-up) is left out; fastest per step: ftkit 2 + 2, plain 2 + 2
+    assert best_of_n_ratio(ftkit, plain) == 1.0
+    assert best_of_n_ratio([run(9.0, 4.0, 4.0)], plain) == 0.5
+    assert best_of_n_ratio([], plain) is None
