@@ -52,7 +52,11 @@ class PrefixMethod(Method):
     def prepare(self, model: Any, options: PrefixOptions, task: str) -> Any:
         from peft import PrefixTuningConfig, get_peft_model
 
-        if getattr(model, "is_gradient_checkpointing", False):
+        # transformers 5 renamed gradient checkpointing to activation checkpointing; use whichever exists
+        if hasattr(type(model), "is_activation_checkpointing"):
+            if model.is_activation_checkpointing:
+                model.activation_checkpointing_disable()
+        elif getattr(model, "is_gradient_checkpointing", False):
             model.gradient_checkpointing_disable()
         config = PrefixTuningConfig(
             task_type=task_type(task),
