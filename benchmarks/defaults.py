@@ -119,6 +119,16 @@ def run(ctx: Context) -> BenchResult:
             ),
             Row(
                 NAME,
+                f"ratio ftkit / plain, steady state after step 1 ({label})",
+                "x",
+                ratio_stat(
+                    [run.steady_tokens_per_sec for run in ftkit_runs],
+                    [run.steady_tokens_per_sec for run in plain_runs],
+                ),
+                command,
+            ),
+            Row(
+                NAME,
                 f"ceiling on CPU: processed / real tokens of the padded side ({label})",
                 "x",
                 ceiling,
@@ -139,6 +149,11 @@ def run(ctx: Context) -> BenchResult:
                 command,
             ),
         ]
+        if ratio.median and ceiling.median and ratio.median > ceiling.median * 1.05:
+            result.notes.append(
+                f"{label}: the measured ratio {ratio.median:.2f} exceeds the CPU ceiling {ceiling.median:.2f}; "
+                "the machine's load changed between the two runs (see load_average in the JSON)"
+            )
         result.details[kind] = {
             "spec": {k: str(v) for k, v in vars(spec).items()},
             "ftkit": [run.to_dict() for run in ftkit_runs],

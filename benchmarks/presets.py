@@ -36,7 +36,7 @@ SMALL = Preset(
     reps=2,
     overhead=TrainSize(batch_size=4, steps=3),
     defaults_chat=TrainSize(batch_size=8, steps=3),
-    defaults_gsm8k=TrainSize(batch_size=4, steps=2),
+    defaults_gsm8k=TrainSize(batch_size=8, steps=1),  # both tools default to batch 8
     defaults_reps=1,
     eval_rows=8,
     memory=TrainSize(batch_size=4, steps=2),
