@@ -16,7 +16,7 @@ class DoraMethod(LoraMethod):
     description = "LoRA with a learned magnitude per weight column; closer to full tuning, a bit slower."
     options_model = DoraOptions
     mergeable = True
-    typical_trainable = "0.5-2%"
+    typical_trainable = "0.5-4%"
     default_learning_rate = 2e-4
 
     def prepare(self, model: Any, options: DoraOptions, task: str) -> Any:

@@ -46,7 +46,7 @@ class LoraMethod(Method):
     description = "Low-rank adapters on frozen weights; small, fast, mergeable."
     options_model = LoraOptions
     mergeable = True
-    typical_trainable = "0.5-2%"
+    typical_trainable = "0.5-4%"
     default_learning_rate = 2e-4
 
     def prepare(self, model: Any, options: LoraOptions, task: str) -> Any:

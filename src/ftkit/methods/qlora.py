@@ -53,7 +53,7 @@ class QloraMethod(LoraMethod):
     mergeable = True
     requires = ("bitsandbytes",)
     install_hint = "pip install 'ftkit[qlora]'  (or: pip install bitsandbytes)"
-    typical_trainable = "0.5-2%"
+    typical_trainable = "0.5-4%"
     default_learning_rate = 2e-4
 
     def quantization_config(self, options: QloraOptions, device: str) -> Any:
