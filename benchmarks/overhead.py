@@ -11,6 +11,8 @@ A B pair. Target: ratio >= 1.00.
 
 from __future__ import annotations
 
+import os
+
 from benchmarks.assets import data_split
 from benchmarks.context import Context
 from benchmarks.harness import BenchResult, Row, Stat, check_target, ratio_stat
@@ -101,6 +103,17 @@ def run(ctx: Context) -> BenchResult:
         result.notes.append(
             f"both sides trained on exactly the same {token_counts[0]} non-pad tokens per run "
             "(same rows, same order, same tokenization)"
+        )
+    busy = [
+        f"{run.side} {run.train_s:.0f} s (load {run.load_average[0]})"
+        for run in ftkit_runs + plain_runs
+        if run.ok and run.load_average and run.load_average[0] > (os.cpu_count() or 1) + 0.5
+    ]
+    if busy:
+        result.notes.append(
+            "other processes competed for the cores during some runs (1-minute load average above the core "
+            "count when they ended): " + ", ".join(busy) + "; on a shared machine trust the best-of-N row, "
+            "or rerun on an idle machine"
         )
     ctx.shared["overhead"] = {"ftkit": ftkit_runs, "plain": plain_runs}
     return result
