@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--padding-free", action="store_true", help="TRL padding_free=True (default: padding)"
     )
+    parser.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help="batch rows of similar length (fewer pads; not a default)",
+    )
     parser.add_argument("--output", default="outputs/plain-trl")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the measurements")
     return parser.parse_args(argv)
@@ -102,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         bf16=args.precision == "bf16",
         gradient_checkpointing=args.gradient_checkpointing,
         padding_free=args.padding_free,
+        train_sampling_strategy="group_by_length" if args.group_by_length else "random",
         save_strategy="no",
         report_to="none",
         disable_tqdm=True,
