@@ -37,7 +37,16 @@ def test_methods_json_lists_the_eight_builtins_with_their_facts():
     assert by_name["full"]["adapter"] is False and by_name["lora"]["adapter"] is True
 
 
-def test_methods_table_shows_every_method():
+@pytest.fixture
+def wide_console(monkeypatch):
+    """The output consoles are created at import, so COLUMNS set later does not widen them."""
+    from ftkit.cli import _output
+
+    for console in (_output._stdout, _output._stderr):
+        monkeypatch.setattr(console, "_width", 200)
+
+
+def test_methods_table_shows_every_method(wide_console):
     result = runner.invoke(app, ["methods"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for name in ALL_METHODS:
@@ -60,7 +69,7 @@ def test_methods_show_json_gives_every_option_with_type_default_and_help(name):
             assert option["default"] == field.default
 
 
-def test_methods_show_prints_types_defaults_and_help():
+def test_methods_show_prints_types_defaults_and_help(wide_console):
     result = runner.invoke(app, ["methods", "show", "qlora"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "quant_type" in result.output and "nf4 | fp4" in result.output
