@@ -191,9 +191,9 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
             f"{_format(metrics.get('train.trainable_params'))} "
             f"({100 * (metrics.get('train.trainable_fraction') or 0):.2f}%)",
         ],
-        ["tokens/s", _format(metrics.get("train.tokens_per_sec"))],
-        ["wall time", f"{_format(metrics.get('run.wall_time_s'))} s"],
-        ["peak memory", f"{_format(metrics.get('train.peak_memory_mb'))} MB"],
+        ["tokens/s", f"{metrics.get('train.tokens_per_sec') or 0:,.1f}"],
+        ["wall time", f"{metrics.get('run.wall_time_s') or 0:,.1f} s"],
+        ["peak memory", f"{metrics.get('train.peak_memory_mb') or 0:,.0f} MB"],
         [
             "truncated / dropped rows",
             f"{metrics.get('data.truncated_rows', 0)} / {metrics.get('data.dropped_rows', 0)}",
