@@ -44,6 +44,14 @@ def open_or_none(path: Path | None):  # noqa: ANN201
     return RunRegistry.open(root, create=False)
 
 
+def open_existing(path: Path | None):  # noqa: ANN201
+    """The registry for commands that need recorded runs; RegistryError (exit 2) when there is none."""
+    registry = open_or_none(path)
+    if registry is None:
+        raise no_registry_error(path)
+    return registry
+
+
 def no_registry_error(path: Path | None) -> RegistryError:
     from ftkit.registry.store import default_registry_path
 

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import json_option, no_registry_error, open_or_none, registry_option
+from ftkit.cli._runs_common import json_option, open_existing, registry_option
 from ftkit.errors import UsageError
 
 
@@ -28,9 +28,7 @@ def checkout_command(
 ) -> None:
     """Write the recipe of a run (as given, or --resolved) so it can be edited and run again."""
     out = Output(json_mode)
-    reg = open_or_none(registry)
-    if reg is None:
-        raise no_registry_error(registry)
+    reg = open_existing(registry)
     with reg:
         run_id = reg.resolve(run)
         loaded = reg.load_run(run_id)

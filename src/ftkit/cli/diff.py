@@ -18,8 +18,7 @@ from ftkit.cli._runs_common import (
     fmt,
     fmt_delta,
     json_option,
-    no_registry_error,
-    open_or_none,
+    open_existing,
     registry_option,
     styled,
     table,
@@ -172,9 +171,7 @@ def diff_command(
         diffing.parse_gate(expression) for expression in fail_on
     ]  # bad expressions exit 2 before any work
     out = Output(json_mode)
-    reg = open_or_none(registry)
-    if reg is None:
-        raise no_registry_error(registry)
+    reg = open_existing(registry)
     with reg:
         a = reg.load_run(reg.resolve(run_a))
         b = reg.load_run(reg.resolve(run_b))

@@ -10,15 +10,13 @@ import typer
 from rich.markup import escape
 
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import json_option, no_registry_error, open_or_none, registry_option
+from ftkit.cli._runs_common import json_option, open_existing, registry_option
 from ftkit.errors import UsageError
 
 
 def prepare_rerun(registry: Path | None, run: str, original: bool) -> tuple[str, str]:
     """(run id, recipe text) for re-running `run`: its resolved recipe (fresh name) or its recipe as given."""
-    reg = open_or_none(registry)
-    if reg is None:
-        raise no_registry_error(registry)
+    reg = open_existing(registry)
     with reg:
         run_id = reg.resolve(run)
         loaded = reg.load_run(run_id)

@@ -11,8 +11,7 @@ from ftkit.cli._output import Output
 from ftkit.cli._runs_common import (
     fmt,
     json_option,
-    no_registry_error,
-    open_or_none,
+    open_existing,
     registry_option,
     status_markup,
 )
@@ -36,9 +35,7 @@ def show_command(
 ) -> None:
     """Show one run: status, recipe facts, metrics, data, environment, artifacts and lineage."""
     out = Output(json_mode)
-    reg = open_or_none(registry)
-    if reg is None:
-        raise no_registry_error(registry)
+    reg = open_existing(registry)
     with reg:
         run_id = reg.resolve(run)
         loaded = reg.load_run(run_id)

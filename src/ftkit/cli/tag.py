@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import json_option, no_registry_error, open_or_none, registry_option
+from ftkit.cli._runs_common import json_option, open_existing, registry_option
 
 
 def tag_command(
@@ -19,9 +19,7 @@ def tag_command(
 ) -> None:
     """Tag a run; an existing tag of that name moves to this run."""
     out = Output(json_mode)
-    reg = open_or_none(registry)
-    if reg is None:
-        raise no_registry_error(registry)
+    reg = open_existing(registry)
     with reg:
         result = reg.tag(run, name)
     out.emit(result)
@@ -42,9 +40,7 @@ def untag_command(
 ) -> None:
     """Remove a tag (the run itself stays)."""
     out = Output(json_mode)
-    reg = open_or_none(registry)
-    if reg is None:
-        raise no_registry_error(registry)
+    reg = open_existing(registry)
     with reg:
         result = reg.untag(name)
     out.emit(result)

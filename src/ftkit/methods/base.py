@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from ftkit.errors import MissingDependencyError
+from ftkit.errors import MethodError, MissingDependencyError
 
 
 class MethodOptions(BaseModel):
@@ -73,8 +73,11 @@ class Method:
         return self.model_load_kwargs(options, device)
 
     def prepare(self, model: Any, options: MethodOptions, task: str) -> Any:
-        """Wrap or modify the loaded base model for training; return the model to train."""
-        raise NotImplementedError
+        """Wrap or modify the loaded base model for training; return the model to train. Every method overrides it."""
+        raise MethodError(
+            f"method `{self.name}` does not say how to prepare a model (its class lacks prepare())",
+            hint="fix or update the package that provides this method, or choose another method",
+        )
 
     def save(self, model: Any, output_dir: Path) -> None:
         """Write the trained weights so that `load_trained` (and the usual transformers/peft calls) reload them."""
@@ -91,6 +94,4 @@ class Method:
 
     def merge(self, model: Any) -> Any:
         """Fold the adapter into the base weights (only for mergeable methods)."""
-        from ftkit.errors import MethodError
-
         raise MethodError(f"method `{self.name}` cannot be merged into the base model")

@@ -43,11 +43,10 @@ class SilentReporter:
 class ProgressCallback(TrainerCallback):
     """Feeds step, loss, learning rate and tokens/s to a Reporter and keeps the per-step history."""
 
-    def __init__(self, reporter: Reporter, tokens_per_step: list[int] | None = None):
+    def __init__(self, reporter: Reporter):
         self.reporter = reporter
         self.history: list[dict[str, Any]] = []
         self.started = 0.0
-        self.trained_tokens = 0
         self.tokens_seen = 0
 
     def on_train_begin(self, args, state, control, **kwargs):

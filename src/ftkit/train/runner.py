@@ -285,7 +285,9 @@ class _Run:
             fp16=plan.precision == "fp16",
             use_cpu=plan.device == "cpu",
             **{checkpointing_arg: plan.gradient_checkpointing},
-            include_num_input_tokens_seen="non_padding",
+            # Padding-free batches hold no pads, and counting "non_padding" there drops every real token that
+            # equals the pad id (SmolLM2's pad is its end-of-turn token); padded batches count by attention mask.
+            include_num_input_tokens_seen="all" if plan.padding_free else "non_padding",
             dataloader_num_workers=0,
             remove_unused_columns=False,
         )
