@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# Beside the repository, wherever it is cloned (CI clones it next to a copy of shared/).
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -31,11 +32,10 @@ def tiny_tokenizer_dir(tiny_tokenizer, tmp_path_factory) -> Path:
 
 
 def shared(relative: str) -> Path:
-    """A file under ../shared/data, or a skip that says why."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(f"real data not present: {path} (see ../shared/data/README.md)")
-    return path
+    """A file under ../shared/data, or a skip that says why (a failure under CI=true)."""
+    from tests.conftest import require_shared_data
+
+    return require_shared_data(SHARED_DATA / relative)
 
 
 def write_lines(path: Path, rows: list) -> Path:

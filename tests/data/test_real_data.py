@@ -9,8 +9,9 @@ names; the rest of each file checks clean once those rows are removed:
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
+
+import pytest
 
 from ftkit.data.readers import read_rows
 from ftkit.data.validate import check_file, check_rows
@@ -72,22 +73,27 @@ def test_pandalm_is_preference_with_its_bad_rows_named(tmp_path):
     assert cli("data", "check", str(tmp_path / "fixed.jsonl")).exit_code == 0
 
 
-def test_checker_speed_on_gsm8k(tiny_tokenizer, capsys):
+def test_gsm8k_token_counts_estimated_and_exact(tiny_tokenizer):
     """All 7,473 rows with estimated tokens; the first 2,000 with the tiny tokenizer (a pessimistic one: its
-    400-token vocabulary makes ~460 tokens per row). Full-file figures are in the issue note."""
+    400-token vocabulary makes ~460 tokens per row, far more than the characters / 4 estimate). How long the
+    checker takes is a benchmark figure, not a test assertion."""
     path = shared("gsm8k/train.jsonl")
-    started = time.perf_counter()
     estimated = check_file(path)
-    plain = time.perf_counter() - started
     rows, problems = read_rows(path)
-    started = time.perf_counter()
     exact = check_rows(str(path), rows[:2000], problems, tokenizer=tiny_tokenizer, max_seq_len=512)
-    tokenized = time.perf_counter() - started
-    with capsys.disabled():
-        print(
-            f"\n[gsm8k] checker: {plain:.2f}s for 7,473 rows (estimated tokens), "
-            f"{tokenized:.2f}s for 2,000 rows with the tiny tokenizer"
-        )
     assert estimated.stats["tokens_estimated"] and not exact.stats["tokens_estimated"]
     assert not exact.errors and exact.stats["tokens"] > estimated.stats["tokens"] * 2000 / 7473
-    assert plain < 10 and tokenized < 30
+
+
+def test_missing_real_data_skips_locally_and_fails_under_ci(monkeypatch):
+    """CI must never pass by skipping: with CI=true a missing ../shared/data is a failure, not a skip."""
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="real data not present"):
+        shared("no-such-data-set/rows.jsonl")
+    for value in ("true", "True", "1"):
+        monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.fail.Exception, match="CI=true"):
+            shared("no-such-data-set/rows.jsonl")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        shared("no-such-data-set/rows.jsonl")
