@@ -1,7 +1,8 @@
 """`ftkit data check FILE`: find what is wrong with a data file, where, before any compute is spent.
 
-Exit 0 when the file has no errors (warnings allowed), 1 with warnings under --strict, 2 with errors. No torch
-or transformers import unless --model is given (the tokenizer is loaded only then).
+Exit 0 when the file has no errors (warnings allowed), 1 with warnings under --strict, 2 with errors. With
+--eval, the eval file is checked too and its rows that repeat train rows are a warning. No torch or transformers
+import unless --model is given (the tokenizer is loaded only then).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def check_command(
     ),
     max_seq_len: int = typer.Option(512, "--max-seq-len", min=1, help="Rows longer than this are truncated."),
     train_on: str = typer.Option("completion", "--train-on", help="completion (default) or all."),
+    eval_file: str | None = typer.Option(
+        None, "--eval", help="Eval file: checked too, and its rows that repeat train rows are reported."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when there are warnings."),
     json_mode: bool = typer.Option(False, "--json", help="Print every problem and statistic as JSON."),
 ) -> None:
@@ -89,11 +93,41 @@ def check_command(
             report.preview = {"error": f"{type(error).__name__}: {error}"}
     if model:
         report.stats["model"] = model
-    code = report.exit_code(strict)
+    reports = [report]
+    overlap = None
+    if eval_file is not None:
+        from ftkit.data.overlap import find_overlap
+
+        eval_source: str | Path = eval_file if not Path(eval_file).exists() else Path(eval_file)
+        eval_fmt = report.format if report.format != "unknown" else format_
+        reports.append(
+            check_file(
+                eval_source,
+                eval_fmt,
+                report.columns or mapping,
+                labels=declared,
+                tokenizer=tokenizer,
+                max_seq_len=max_seq_len,
+                train_on=train_on,
+            )
+        )
+        if eval_fmt != format_:
+            reports[1].format_reason = f"the train file's format: {report.format_reason}"
+        overlap = find_overlap(report.examples, reports[1].examples)
+    overlap_warning = bool(overlap and overlap.normalized_rows)
+    code = max(max(r.exit_code(strict) for r in reports), 1 if strict and overlap_warning else 0)
     if json_mode:
-        output.emit({**report.to_dict(), "exit_code": code})
+        payload = {**report.to_dict(), "exit_code": code}
+        if overlap is not None:
+            payload["eval"] = reports[1].to_dict()
+            payload["overlap"] = overlap.to_dict()
+        output.emit(payload)
     else:
-        _show(output, report, code, strict)
+        for checked in reports:
+            _show(output, checked)
+        if overlap is not None:
+            _show_overlap(output, overlap)
+        _verdict(output, reports, overlap_warning, code, strict)
     if code:
         raise typer.Exit(code)
 
@@ -107,7 +141,7 @@ def _tokenizer(model: str) -> Any:
 # -- human output ---------------------------------------------------------------------------------------------
 
 
-def _show(output: Output, report: Any, code: int, strict: bool) -> None:
+def _show(output: Output, report: Any) -> None:
     from rich.markup import escape
 
     mapped = ", ".join(f"{field} ← {column}" for field, column in report.columns.items())
@@ -133,7 +167,30 @@ def _show(output: Output, report: Any, code: int, strict: bool) -> None:
         )
     if report.preview and "segments" in report.preview:
         _show_preview(output, report.preview)
-    errors, warnings = len(report.errors), len(report.warnings)
+
+
+def _show_overlap(output: Output, overlap: Any) -> None:
+    from rich.markup import escape
+
+    if not overlap.normalized_rows:
+        output.note(f"[green]✓[/green] eval overlap: {escape(overlap.describe())}")
+        return
+    output.note(
+        f"  [yellow]warning[/yellow] eval overlap: {overlap.normalized_rows:,} of {overlap.eval_rows:,} eval rows "
+        f"repeat a train row ({overlap.exact_rows:,} exactly, {overlap.normalized_rows - overlap.exact_rows:,} "
+        "after normalising whitespace and case); eval scores on them measure memory, not generalisation"
+    )
+    output.table(
+        "Eval rows that repeat train rows"
+        + (" (first ones)" if overlap.normalized_rows > len(overlap.matches) else ""),
+        ["eval line", "train line", "match"],
+        [[m.eval_line, m.train_line, "exact" if m.exact else "normalised"] for m in overlap.matches],
+    )
+
+
+def _verdict(output: Output, reports: list[Any], overlap_warning: bool, code: int, strict: bool) -> None:
+    errors = sum(len(report.errors) for report in reports)
+    warnings = sum(len(report.warnings) for report in reports) + overlap_warning
     if code == 2:
         output.note(
             f"[red]✗[/red] {errors:,} error{'s' if errors != 1 else ''}, {warnings:,} warning"

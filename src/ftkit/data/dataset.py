@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ftkit.data.fingerprint import file_sha256
+from ftkit.data.overlap import Overlap, find_overlap, group_duplicates
 from ftkit.data.validate import CheckReport, Example, check_file
 from ftkit.errors import DataError
 
@@ -19,6 +20,7 @@ __all__ = [
     "load_examples",
     "load_run_data",
     "problem_lines",
+    "split_by_content",
 ]
 
 MAX_PROBLEMS_SHOWN = 20
@@ -35,6 +37,7 @@ class RunData:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> {path, sha256, rows}
     split: str | None = None
     warnings: list[str] = field(default_factory=list)  # located checker warnings (duplicates, short rows...)
+    overlap: Overlap | None = None  # eval rows that repeat train rows; None without eval rows
 
 
 def problem_lines(problems: list[Any], limit: int | None = MAX_PROBLEMS_SHOWN) -> list[str]:
@@ -82,6 +85,39 @@ def deterministic_split(items: list[Any], fraction: float, seed: int) -> tuple[l
     return train, held_out
 
 
+def split_by_content(
+    examples: list[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example], str]:
+    """Hold out `fraction` of the distinct contents (whitespace and case ignored) for evaluation.
+
+    Copies of one content stay on one side, so no eval row repeats a train row: a held-out content keeps one
+    row (its first) and its other copies are dropped; a training content keeps all its rows. Returns
+    (train, eval, a description that counts the duplicates and what happened to them).
+    """
+    groups = group_duplicates(examples)
+    try:
+        train_groups, eval_groups = deterministic_split(groups, fraction, seed)
+    except DataError:
+        raise DataError(
+            f"eval_split {fraction} leaves no training rows: the {len(examples)} train rows hold "
+            f"{len(groups)} distinct contents (whitespace and case ignored)",
+            hint="lower data.eval_split, add varied rows, or give a separate eval file in data.eval",
+        ) from None
+    train = sorted((row for group in train_groups for row in group), key=lambda e: e.line)
+    held_out = [group[0] for group in eval_groups]
+    repeats = len(examples) - len(groups)
+    if not repeats:
+        return train, held_out, f"held out {len(held_out)} of {len(examples)} train rows (seed {seed})"
+    dropped = sum(len(group) - 1 for group in eval_groups)
+    return (
+        train,
+        held_out,
+        f"held out {len(held_out)} of {len(groups)} distinct contents (seed {seed}); {repeats} of "
+        f"{len(examples)} train rows repeat another (whitespace and case ignored) and stay on their copy's "
+        f"side: {repeats - dropped} kept in train, {dropped} copies of held-out rows dropped",
+    )
+
+
 def load_run_data(
     train_path: Path | str,
     eval_path: Path | str | None,
@@ -102,14 +138,12 @@ def load_run_data(
     else:
         fraction = eval_split if eval_split is not None else (0.1 if len(train) >= 20 else 0.0)
         if fraction > 0:
-            train, evaluation = deterministic_split(train, fraction, seed)
-            split_note = (
-                f"held out {len(evaluation)} of {len(train) + len(evaluation)} train rows (seed {seed})"
-            )
+            train, evaluation, split_note = split_by_content(train, fraction, seed)
         else:
             evaluation = []
             split_note = "no eval data: fewer than 20 train rows and no data.eval or data.eval_split"
-    return RunData(fmt, reason, train, evaluation, files, split_note, [str(w) for w in warnings])
+    overlap = find_overlap(train, evaluation) if evaluation else None
+    return RunData(fmt, reason, train, evaluation, files, split_note, [str(w) for w in warnings], overlap)
 
 
 def _fingerprint(source: Path | str, rows: int) -> dict[str, Any]:

@@ -118,6 +118,18 @@ class _Run:
                 f"data check: {len(data.warnings)} warning{'s' if len(data.warnings) > 1 else ''}, "
                 f"first: {data.warnings[0]} (`ftkit data check FILE` lists them all)",
             )
+        if data.overlap is not None:  # recorded even when 0, so the registry shows it was checked
+            overlap = data.overlap
+            self.metrics["data.eval_overlap_rows"] = overlap.exact_rows
+            self.metrics["data.eval_overlap_rows_normalized"] = overlap.normalized_rows
+            if overlap.normalized_rows:
+                self.event(
+                    "warning",
+                    f"eval overlap: {overlap.describe()} (`ftkit data check TRAIN --eval EVAL` lists them)",
+                    eval_overlap_rows=overlap.exact_rows,
+                    eval_overlap_rows_normalized=overlap.normalized_rows,
+                    eval_lines=[match.eval_line for match in overlap.matches[:5]],
+                )
         return data
 
     def resolve(self, data: RunData, plan: TrainingPlan, options: Any) -> dict[str, Any]:
