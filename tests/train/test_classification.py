@@ -1,14 +1,15 @@
-"""Sequence classification through transformers' Trainer on a tiny BERT encoder."""
+"""Sequence classification through transformers' Trainer on a tiny BERT encoder and a tiny Llama decoder."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ftkit.cli.app import app
-from tests.conftest import classification_rows, write_jsonl
+from tests.conftest import build_tokenizer, classification_rows, write_jsonl
 
 
 def test_classification_run_reports_accuracy_for_base_and_tuned(tmp_path, tiny_encoder_dir):
@@ -35,3 +36,68 @@ def test_classification_run_reports_accuracy_for_base_and_tuned(tmp_path, tiny_e
 
     reloaded = AutoModelForSequenceClassification.from_pretrained(output)
     assert reloaded.config.id2label == {0: "cool", 1: "warm"}
+
+
+@pytest.fixture(scope="module")
+def tiny_decoder_dir(tmp_path_factory) -> Path:
+    """A 2-layer Llama whose config names no pad token (as many decoder checkpoints do) with the tiny tokenizer,
+    whose pad (`<pad>`) differs from its eos (`<|im_end|>`)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory = tmp_path_factory.mktemp("tiny-llama-classifier")
+    tokenizer = build_tokenizer(directory)
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=None,
+        tie_word_embeddings=False,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+def test_decoder_classifier_trains_and_pools_the_last_real_token(tmp_path, tiny_decoder_dir):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    train = write_jsonl(tmp_path / "train.jsonl", classification_rows(96, seed=1))
+    evaluation = write_jsonl(tmp_path / "eval.jsonl", classification_rows(32, seed=2))
+    recipe = tmp_path / "cls.yaml"
+    recipe.write_text(
+        f"model: {tiny_decoder_dir}\ntask: classification\n"
+        f"data:\n  train: {train}\n  eval: {evaluation}\n"
+        "method:\n  name: full\n"
+        "training:\n  epochs: 2\n  learning_rate: 5.0e-3\n  batch_size: 16\n  max_seq_len: 32\n"
+        f"output: {tmp_path / 'out'}\n"
+    )
+    result = CliRunner().invoke(app, ["run", str(recipe), "--json", "--registry", str(tmp_path / "reg")])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    metrics = payload["metrics"]
+    assert metrics["train.loss_last"] < metrics["train.loss_first"]
+    assert metrics["eval.loss"] < metrics["base.eval.loss"]
+
+    output = Path(payload["output_dir"])
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    model = AutoModelForSequenceClassification.from_pretrained(output).eval()
+    assert type(model).__name__ == "LlamaForSequenceClassification"
+    short, long = "the fox is red", "the owl that sat on the purple hill with the cow is yellow"
+    batch = tokenizer([short, long], padding=True, return_tensors="pt")
+    assert tokenizer.padding_side == "right"
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"].shape[1]  # the short row is padded
+    alone = tokenizer([short], return_tensors="pt")
+    with torch.no_grad():
+        batched_logits = model(**batch).logits[0]
+        alone_logits = model(**alone).logits[0]
+    # the short row's logits must not depend on the pads after it: pooling on its last real token
+    torch.testing.assert_close(batched_logits, alone_logits, atol=1e-5, rtol=0)

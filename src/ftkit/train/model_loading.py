@@ -49,8 +49,13 @@ def load_model(
     dtype: Any,
     extra_kwargs: dict[str, Any] | None = None,
     classification_labels: list[str] | None = None,
+    pad_token_id: int | None = None,
 ) -> Any:
-    """Load the base model for a task. A GGUF model is rebuilt as a plain model so it can train and save."""
+    """Load the base model for a task. A GGUF model is rebuilt as a plain model so it can train and save.
+
+    `pad_token_id` is the id the tokenizer pads batches with. Decoder classifiers pool the last token that is
+    not `config.pad_token_id`, so for classification the config must name the tokenizer's pad.
+    """
     source, extra = model_source(model, base_dir)
     kwargs: dict[str, Any] = {"dtype": dtype, **extra, **(extra_kwargs or {})}
     if classification_labels is not None:
@@ -71,8 +76,11 @@ def load_model(
         loaded = _plain_model_from_gguf(loaded, auto, dtype)
         if requantize is not None:
             loaded = _quantized_copy(loaded, auto, requantize, kwargs.get("device_map"))
-    if loaded.config.pad_token_id is None and task == "classification":
-        loaded.config.pad_token_id = loaded.config.eos_token_id
+    if task == "classification":
+        if pad_token_id is not None:
+            loaded.config.pad_token_id = pad_token_id
+        elif loaded.config.pad_token_id is None:
+            loaded.config.pad_token_id = loaded.config.eos_token_id
     return loaded
 
 

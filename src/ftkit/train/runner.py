@@ -397,6 +397,7 @@ class _Run:
             dtype,
             self.method.model_load_kwargs(self.loaded.method_options, hardware.device),
             [str(label) for label in labels] if labels is not None else None,
+            pad_token_id=tokenizer.pad_token_id,  # decoder classifiers pool on the last non-pad token
         )
         parameters = sum(p.numel() for p in model.parameters())
         adjustments = self.method.adjust_training(self.loaded.method_options, recipe.training.model_dump())
