@@ -44,6 +44,11 @@ class Method:
     default_learning_rate: ClassVar[float] = 2e-4
     # False where cached generation is wrong for this method (prefix/prompt tuning): decode without a KV cache.
     generation_use_cache: ClassVar[bool] = True
+    # True where padding-free batches (one flattened row, position_ids restarting per sequence) give exactly the
+    # padded batch's logits with this method: proven per method in tests/train/test_padding_free.py, so False until
+    # proven. Where proven wrong, padding_free_inexact_reason says why (shown to the user).
+    padding_free_exact: ClassVar[bool] = False
+    padding_free_inexact_reason: ClassVar[str] = ""
     # The run's tokenizer, set by the runner (and `ftkit.inference`) before `prepare`/`load_trained`, for methods
     # that need it (prompt tuning's init text). None until then.
     tokenizer: Any = None

@@ -23,11 +23,11 @@ _FLOAT_PATTERN = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 _HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-class _RecipeLoader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-4` as a float (YAML 1.1 wants a dot in the mantissa)."""
+class RecipeLoader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-4` as a float (YAML 1.1 wants a dot in the mantissa): how recipes are read."""
 
 
-_RecipeLoader.add_implicit_resolver(
+RecipeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
 )
 
@@ -55,7 +55,7 @@ class LoadedRecipe:
 def parse_value(text: str) -> Any:
     """Parse a `--set` value the way YAML would (numbers, booleans, lists), `1e-4` included."""
     try:
-        return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError:
         return text
 
@@ -71,19 +71,26 @@ def _line_map(text: str) -> dict[tuple[str, ...], int]:
                 lines[path] = key_node.start_mark.line + 1
                 walk(value_node, path)
 
-    root = yaml.compose(text, Loader=_RecipeLoader)
+    root = yaml.compose(text, Loader=RecipeLoader)
     if root is not None:
         walk(root, ())
     return lines
 
 
-def _apply_override(raw: dict[str, Any], override: str) -> tuple[str, ...]:
+def split_override(override: str) -> tuple[tuple[str, ...], str]:
+    """`a.b=value` -> (("a", "b"), "value"); RecipeError when it is not KEY=VALUE."""
     key, sep, value = override.partition("=")
     if not sep or not key.strip():
         raise RecipeError(
             f"--set {override!r} is not KEY=VALUE", hint="write it as --set training.learning_rate=1e-4"
         )
-    path = tuple(part for part in key.strip().split("."))
+    return tuple(part for part in key.strip().split(".")), value
+
+
+def apply_override(raw: dict[str, Any], override: str) -> tuple[str, ...]:
+    """Apply one `--set KEY=VALUE` to the parsed recipe `raw` (sections created as needed); returns the key path."""
+    path, value = split_override(override)
+    key = ".".join(path)
     node = raw
     for part in path[:-1]:
         child = node.get(part)
@@ -194,7 +201,7 @@ def load_recipe(
     text = recipe_path.read_text(encoding="utf-8")
     label = str(recipe_path)
     try:
-        raw = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - a SafeLoader subclass
         lines = _line_map(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -208,7 +215,7 @@ def load_recipe(
     if not isinstance(raw, dict):
         raise RecipeError(f"{label}:1: a recipe must be a mapping of keys, got {type(raw).__name__}")
 
-    overridden = {_apply_override(raw, override) for override in overrides or []}
+    overridden = {apply_override(raw, override) for override in overrides or []}
     problems = _Problems(label, lines, overridden)
 
     method_raw = raw.get("method") or {}

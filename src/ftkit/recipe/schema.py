@@ -87,8 +87,8 @@ class TrainingConfig(_Strict):
     packing: bool = Field(False, description="Pack several examples into one sequence (causal-lm only).")
     padding_free: bool | Auto = Field(
         "auto",
-        description="Concatenate each batch without pad tokens (causal-lm); auto: on where transformers masks "
-        "packed sequences correctly (>= 5).",
+        description="Concatenate each batch without pad tokens (causal-lm); auto: on where proven exact for the "
+        "method, architecture and attention implementation (not prefix or prompt tuning).",
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     logging_steps: int = Field(1, ge=1)

@@ -402,7 +402,7 @@ class _Run:
         parameters = sum(p.numel() for p in model.parameters())
         adjustments = self.method.adjust_training(self.loaded.method_options, recipe.training.model_dump())
         training = {**recipe.training.model_dump(), **adjustments.overrides}
-        plan = plan_training(hardware, training, parameters, recipe.task)
+        plan = plan_training(hardware, training, parameters, recipe.task, self.method, model.config)
         for note in [*plan.notes, *adjustments.notes]:
             self.event("note", note)
         resolved = self.resolve(data, plan, self.loaded.method_options)
