@@ -81,6 +81,7 @@ def execute_run(
         started_at=result.started_at,
         ended_at=result.ended_at,
         recipe_text=loaded.text,
+        overrides=loaded.overrides,
         resolved=result.resolved,
         metrics=result.metrics,
         history=result.history,

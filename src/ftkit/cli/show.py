@@ -51,6 +51,8 @@ def show_command(
     lineage = {"parent": brief(info.get("parent")), "children": [brief(c) for c in loaded["children"]]}
     payload = dict(loaded)
     payload["lineage"] = lineage
+    overrides = list(info.get("overrides") or [])
+    payload["overrides"] = overrides
     payload["registry"] = str(reg.root)
     out.emit(payload)
 
@@ -65,6 +67,7 @@ def show_command(
         ["started", escape(str(info.get("started_at")))],
         ["duration", f"{fmt(info.get('duration_s'))} s" if info.get("duration_s") is not None else "—"],
         ["config hash", escape((info.get("config_hash") or "—")[:16])],
+        ["overrides", escape(" ".join(f"--set {item}" for item in overrides) or "—")],
         ["tags", escape(", ".join(loaded["tags"]) or "—")],
         [
             "parent",

@@ -12,8 +12,9 @@ The tree of branch `main`:
 
     registry.json                    {"format": 1}; a newer format is refused with a clear message
     README.md                        what this repository is
-    runs/<run-id>/run.json           id, name, status, method, model, task, config hash, parent, times, error
-                 recipe.yaml         the recipe as given (secrets scrubbed)
+    runs/<run-id>/run.json           id, name, status, method, model, task, config hash, parent, times, error,
+                                     overrides (the `--set KEY=VALUE` list as typed, secrets scrubbed)
+                 recipe.yaml         the recipe as given (secrets scrubbed), before the overrides
                  resolved.yaml       every value filled in
                  metrics.json        flat dotted keys
                  history.jsonl       per-step values
@@ -100,6 +101,7 @@ class RunRecord:
     started_at: str | None = None
     ended_at: str | None = None
     recipe_text: str = ""
+    overrides: list[str] = field(default_factory=list)
     resolved: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
@@ -383,6 +385,7 @@ class RunRegistry:
             "task": record.task,
             "config_hash": record.config_hash,
             "parent": record.parent,
+            "overrides": [_scrub_override(item, env_values) for item in record.overrides or []],
             "started_at": record.started_at,
             "ended_at": record.ended_at,
             "duration_s": round((ended - started).total_seconds(), 3) if started and ended else None,
@@ -859,6 +862,14 @@ class RunRegistry:
         raise RegistryError(
             f"push to {remote!r} kept being rejected", hint="someone is pushing right now; retry"
         )
+
+
+def _scrub_override(override: str, env_values: list[str]) -> str:
+    """`KEY=VALUE` with the value redacted when KEY names a secret, and credential-looking text redacted."""
+    key, sep, value = override.partition("=")
+    if sep and value and scrub.is_secret_key(key.strip()):
+        return f"{key}={scrub.REDACTED}"
+    return scrub.scrub_text(override, env_values)
 
 
 def _parses(text: str, name: str) -> bool:
