@@ -12,6 +12,15 @@ from ftkit.cli._runs_common import json_option, open_existing, registry_option
 from ftkit.errors import UsageError
 
 
+def recipe_as_written(loaded: dict, folder: Path) -> tuple[str, list[str]]:
+    """A recorded run's recipe as its author wrote it (comments and layout kept) with the run's `--set`
+    overrides written in, and relative paths rebased to a file in `folder`. Returns the text and notes."""
+    from ftkit.recipe.edit import apply_overrides, rebase_paths
+
+    text = apply_overrides(loaded["recipe"], list(loaded["run"].get("overrides") or []))
+    return rebase_paths(text, loaded.get("resolved") or {}, folder)
+
+
 def checkout_command(
     run: str = typer.Argument(..., help="Run id, unique id prefix, name, tag, @latest or @latest~N."),
     output: Path | None = typer.Option(
@@ -26,25 +35,33 @@ def checkout_command(
     json_mode: bool = json_option(),
     registry: Path | None = registry_option(),
 ) -> None:
-    """Write the recipe of a run (as given, or --resolved) so it can be edited and run again."""
+    """Write the recipe of a run (as written, with its --set overrides; or --resolved) to edit and run again."""
     out = Output(json_mode)
     reg = open_existing(registry)
     with reg:
         run_id = reg.resolve(run)
         loaded = reg.load_run(run_id)
     text = loaded["resolved_text"] if resolved else loaded["recipe"]
+    overrides = [] if resolved else list(loaded["run"].get("overrides") or [])
     if not text.strip():
         raise UsageError(
             f"run {run_id} has no {'resolved recipe' if resolved else 'recipe'} recorded",
             hint="try the other one (" + ("without --resolved" if resolved else "--resolved") + ")",
         )
     name = loaded["run"].get("name") or run_id
-    if output is not None and str(output) == "-":
-        out.emit({"run": run_id, "path": None, "resolved": resolved, "text": text})
+    to_stdout = output is not None and str(output) == "-"
+    target = Path.cwd() / "-" if to_stdout else (output or Path(f"{name}.yaml"))
+    notes: list[str] = []
+    if not resolved:
+        text, notes = recipe_as_written(loaded, target.absolute().parent)
+    facts = {"run": run_id, "resolved": resolved, "overrides": overrides, "rebased": notes}
+    if to_stdout:
+        out.emit({**facts, "path": None, "text": text})
         if not json_mode:
             out.print(text, markup=False, highlight=False, end="")
+        for note in notes:  # stdout holds the recipe: say on stderr that paths are for a file in this folder
+            out.warn(f"rebased for a file in the current folder: {note}")
         return
-    target = output or Path(f"{name}.yaml")
     if target.exists() and not force:
         raise UsageError(
             f"{target} already exists; nothing was written",
@@ -54,7 +71,11 @@ def checkout_command(
         raise UsageError(f"{target} is a folder", hint="pass -o FILE.yaml")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    out.emit({"run": run_id, "path": str(target), "resolved": resolved})
+    out.emit({**facts, "path": str(target)})
+    if overrides:
+        out.note(f"applied the run's overrides: {escape(' '.join(overrides))}")
+    for note in notes:
+        out.note(f"rebased {escape(note)}")
     out.note(
         f"wrote the {'resolved ' if resolved else ''}recipe of {escape(run_id)} ({escape(name)}) to "
         f"{escape(str(target))}; edit it, then `ftkit run {escape(str(target))}`"

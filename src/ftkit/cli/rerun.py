@@ -1,4 +1,8 @@
-"""`ftkit rerun RUN [--set key=value ...]`: a new run from a recorded run's resolved recipe, its parent recorded."""
+"""`ftkit rerun RUN [--set key=value ...]`: a new run from a recorded run's resolved recipe, its parent recorded.
+
+The new run records its own `--set` overrides (not the parent's, which are already in the recipe it starts from),
+so `ftkit checkout` of the new run gives back exactly what it trained.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,19 @@ from ftkit.cli._runs_common import json_option, open_existing, registry_option
 from ftkit.errors import UsageError
 
 
-def prepare_rerun(registry: Path | None, run: str, original: bool) -> tuple[str, str]:
-    """(run id, recipe text) for re-running `run`: its resolved recipe (fresh name) or its recipe as given."""
+def prepare_rerun(
+    registry: Path | None, run: str, original: bool, folder: Path | None = None
+) -> tuple[str, str]:
+    """(run id, recipe text) for re-running `run`: its resolved recipe (fresh name), or its recipe as written
+    with its overrides applied and relative paths rebased to a file in `folder` (default: here)."""
+    from ftkit.cli.checkout import recipe_as_written
+
     reg = open_existing(registry)
     with reg:
         run_id = reg.resolve(run)
         loaded = reg.load_run(run_id)
     if original:
-        text = loaded["recipe"]
+        text = recipe_as_written(loaded, folder or Path.cwd())[0] if loaded["recipe"].strip() else ""
     else:
         from ftkit.registry import yamlish
 
@@ -46,7 +55,7 @@ def rerun_command(
     original: bool = typer.Option(
         False,
         "--original",
-        help="Start from the recipe as given (relative paths: this folder) not the resolved one.",
+        help="Start from the recipe as written, with the run's overrides (comments kept), not the resolved one.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show the plan; no training."),
     json_mode: bool = json_option(),
@@ -56,8 +65,9 @@ def rerun_command(
     from ftkit.cli.run import execute_run
 
     out = Output(json_mode)
-    run_id, text = prepare_rerun(registry, run, original)
-    folder = Path.cwd() if original else Path(tempfile.gettempdir())
+    # The recipe file lives here for the run, so relative paths given with --set are relative to this folder.
+    folder = Path.cwd()
+    run_id, text = prepare_rerun(registry, run, original, folder)
     fd, name = tempfile.mkstemp(prefix=f".ftkit-rerun-{run_id}-", suffix=".yaml", dir=folder)
     recipe_path = Path(name)
     try:
