@@ -77,6 +77,11 @@ def test_a_value_that_would_read_differently_inline_is_written_as_yaml():
     assert written == 'name: {"x": "y"}\nnote: 1 # not a comment?\n'
 
 
+def test_a_redacted_secret_and_an_empty_value_are_written_as_valid_yaml():
+    written = apply_overrides("hub:\n  token: x\n", ["hub.token=***redacted***", "data.eval="])
+    assert written == "hub:\n  token: '***redacted***'\ndata:\n  eval: null\n"
+
+
 def test_an_empty_recipe_and_a_value_replacing_a_section():
     assert apply_overrides("", ["training.seed=3"]) == "training:\n  seed: 3\n"
     assert apply_overrides("a:\n  b: 1\n  c: 2\nz: 0\n", ["a=5"]) == "a: 5\nz: 0\n"

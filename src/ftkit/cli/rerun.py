@@ -67,6 +67,9 @@ def rerun_command(
     out = Output(json_mode)
     # The recipe file lives here for the run, so relative paths given with --set are relative to this folder.
     folder = Path.cwd()
+    if not os.access(folder, os.W_OK):
+        folder = Path(tempfile.gettempdir())
+        out.warn(f"this folder is not writable: relative paths given with --set are relative to {folder}")
     run_id, text = prepare_rerun(registry, run, original, folder)
     fd, name = tempfile.mkstemp(prefix=f".ftkit-rerun-{run_id}-", suffix=".yaml", dir=folder)
     recipe_path = Path(name)

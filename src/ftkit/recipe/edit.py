@@ -154,7 +154,8 @@ def apply_overrides(text: str, overrides: list[str]) -> str:
     for override in overrides:
         path, value_text = split_override(override)
         apply_override(expected, override)
-        candidates = [value_text.strip(), _render(parse_value(value_text))]
+        typed = [value_text.strip()] if value_text.strip() else []  # `--set key=` is null: write `null`
+        candidates = [*typed, _render(parse_value(value_text))]
         for candidate in candidates:
             edited = set_key(text, path, candidate)
             try:
