@@ -50,6 +50,7 @@ class FullMethod(Method):
     is_adapter = False
     typical_trainable = "100%"
     default_learning_rate = 2e-5
+    padding_free_exact = True
 
     def prepare(self, model: Any, options: FullOptions, task: str) -> Any:
         for parameter in model.parameters():

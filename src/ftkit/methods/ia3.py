@@ -42,6 +42,7 @@ class Ia3Method(Method):
     mergeable = True
     typical_trainable = "<0.1%"
     default_learning_rate = 3e-3
+    padding_free_exact = True
 
     def prepare(self, model: Any, options: Ia3Options, task: str) -> Any:
         from peft import IA3Config, get_peft_model

@@ -48,6 +48,7 @@ class LoraMethod(Method):
     mergeable = True
     typical_trainable = "0.5-4%"
     default_learning_rate = 2e-4
+    padding_free_exact = True
 
     def prepare(self, model: Any, options: LoraOptions, task: str) -> Any:
         from peft import get_peft_model

@@ -35,6 +35,10 @@ class PrefixMethod(Method):
     typical_trainable = "0.1-1%"
     default_learning_rate = 1e-2
     generation_use_cache = False
+    padding_free_inexact_reason = (
+        "prefix tuning passes its prefix as a KV cache, "
+        "and transformers masks sequences apart only without one"
+    )
 
     def adjust_training(self, options: PrefixOptions, training: dict[str, Any]) -> TrainingAdjustments:
         adjustments = TrainingAdjustments(overrides={"gradient_checkpointing": False})

@@ -30,6 +30,9 @@ class PromptMethod(Method):
     typical_trainable = "<0.1%"
     default_learning_rate = 3e-2
     generation_use_cache = False
+    padding_free_inexact_reason = (
+        "prompt tuning drops position_ids (peft), which mark where each sequence starts"
+    )
 
     def prepare(self, model: Any, options: PromptOptions, task: str) -> Any:
         import torch

@@ -55,9 +55,18 @@ def detect_hardware() -> Hardware:
 
 
 def plan_training(
-    hardware: Hardware, training: dict[str, Any], parameter_count: int, task: str
+    hardware: Hardware,
+    training: dict[str, Any],
+    parameter_count: int,
+    task: str,
+    method: Any = None,
+    model_config: Any = None,
 ) -> TrainingPlan:
-    """Resolve `auto` device, precision, gradient checkpointing and padding-free for this machine and model."""
+    """Resolve `auto` device, precision, gradient checkpointing and padding-free for this machine and model.
+
+    `method` (the ftkit Method) and `model_config` (the loaded model's config) decide whether padding-free batches
+    are exact; without them `padding_free: auto` stays off.
+    """
     notes: list[str] = []
     device = training["device"]
     chosen_device = hardware.device if device == "auto" else device
@@ -85,19 +94,76 @@ def plan_training(
         checkpointing = chosen_device == "cuda" and parameter_count > 1_000_000_000
     else:
         checkpointing = bool(training["gradient_checkpointing"])
-    padding_free = training["padding_free"]
-    if padding_free == "auto":
-        padding_free = task == "causal-lm" and packed_masks_supported()
-    elif padding_free and task != "causal-lm":
-        raise UsageError(
-            "training.padding_free applies to causal-lm only", hint="remove it for classification"
-        )
+    padding_free = plan_padding_free(training["padding_free"], task, method, model_config, notes)
     return TrainingPlan(chosen_device, chosen_precision, checkpointing, bool(padding_free), notes)
 
 
+# Padding-free batches (TRL flattens a batch into one row and restarts position_ids at each sequence) are exact only
+# where the model builds a block-diagonal mask from those position_ids. transformers' masking utils do so when no KV
+# cache is passed, for models whose forward calls create_causal_mask / create_sliding_window_causal_mask. Proven
+# (per-row logits and loss equal to the padded batch's) for these architectures and attention implementations by
+# tests/train/test_padding_free.py; anything else stays off under `auto`.
+PADDING_FREE_ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3", "gemma")
+PADDING_FREE_ATTENTION = ("sdpa", "eager")
+
+
+def padding_free_exactness(method: Any, model_config: Any) -> tuple[bool, bool, str]:
+    """(exact, known_inexact, reason): whether padding-free batches give this method, architecture and attention
+    implementation exactly the padded batch's logits. `known_inexact` marks a proven failure (the method's own),
+    as opposed to a combination that is merely unproven; `reason` says which, for the user."""
+    if method is None or model_config is None:
+        return False, False, "the method or model is not known to the planner"
+    if not getattr(method, "padding_free_exact", False):
+        why = getattr(method, "padding_free_inexact_reason", "")
+        return False, bool(why), why or f"not proven exact for method `{method.name}`"
+    if not packed_masks_supported():
+        from importlib.metadata import version
+
+        found = version("transformers")
+        return False, False, f"transformers {found} builds no per-sequence masks (needs >= 5)"
+    model_type = getattr(model_config, "model_type", None)
+    if model_type not in PADDING_FREE_ARCHITECTURES:
+        return False, False, f"not proven exact for architecture `{model_type}`"
+    attention = getattr(model_config, "_attn_implementation", None)
+    if attention not in PADDING_FREE_ATTENTION:
+        return False, False, f"not proven exact for attention implementation `{attention}`"
+    return True, False, f"exact for {method.name} on {model_type} with {attention} attention"
+
+
+def plan_padding_free(requested: Any, task: str, method: Any, model_config: Any, notes: list[str]) -> bool:
+    """Resolve training.padding_free (true | false | auto), adding a note that says which and why."""
+    if requested is False:
+        return False
+    if task != "causal-lm":
+        if requested is True:
+            raise UsageError(
+                "training.padding_free applies to causal-lm only", hint="remove it for classification"
+            )
+        return False
+    exact, known_inexact, reason = padding_free_exactness(method, model_config)
+    if requested == "auto":
+        if exact:
+            notes.append(f"padding-free batches on: {reason} (sequences cannot attend to each other)")
+        elif known_inexact:
+            notes.append(f"padding-free batches off: {reason}, so sequences would attend to each other")
+        else:
+            notes.append(f"padding-free batches off: {reason}; padded batches instead")
+        return exact
+    # An explicit `true` that is proven wrong is refused, like fp16 on CPU: training would silently mix sequences.
+    if known_inexact:
+        raise UsageError(
+            f"training.padding_free: true, but padding-free batches are not exact here: {reason}, so sequences in "
+            "a batch would attend to each other",
+            hint="set training.padding_free: auto (or false), or choose another method",
+        )
+    if not exact:
+        notes.append(f"padding-free batches on as asked; {reason}")
+    return True
+
+
 def packed_masks_supported() -> bool:
-    """transformers >= 5 builds block-diagonal attention from position_ids when no KV cache is used, which makes
-    padding-free batches exact with any attention implementation (checked in tests/train)."""
+    """transformers >= 5 builds block-diagonal attention from position_ids when no KV cache is used (masking_utils'
+    find_packed_sequence_indices); older versions attend across the flattened sequences."""
     from importlib.metadata import version
 
     return int(version("transformers").split(".")[0]) >= 5
