@@ -67,15 +67,19 @@ def build_tokenizer(directory: Path):
     return tokenizer
 
 
-def build_llama(directory: Path, vocab_size: int, seed: int = 0):
+def build_llama(
+    directory: Path, vocab_size: int, seed: int = 0, hidden_size: int = 32, intermediate_size: int = 64
+):
+    """A 2-layer Llama with random weights, saved to `directory`. The default widths (32, 64) are narrower than
+    bitsandbytes' 4-bit block (64): 4-bit tests use 64/128, the widths real models have relative to the block."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -96,6 +100,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = build_tokenizer(directory)
     build_llama(directory, len(tokenizer))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def wide_model_dir(tmp_path_factory) -> Path:
+    """The tiny Llama with layer widths a 4-bit base needs (hidden 64, intermediate 128: multiples of
+    bitsandbytes' 64-value quantization block, as in real models), same tokenizer."""
+    directory = tmp_path_factory.mktemp("tiny-llama-wide")
+    tokenizer = build_tokenizer(directory)
+    build_llama(directory, len(tokenizer), hidden_size=64, intermediate_size=128)
     return directory
 
 

@@ -74,25 +74,20 @@ def _dtype(resolved: dict[str, Any], method: Method) -> Any:
 def load_base_model(output_dir: str | Path, *, full_precision: bool = False, device: str = "cpu") -> Any:
     """The base model a run trained on, loaded as the method loads it (QLoRA: 4-bit), or in full precision
     (`full_precision=True`, the base an adapter is merged into)."""
-    from ftkit.train.model_loading import load_model
+    from ftkit.train.model_loading import load_model, model_skeleton
 
     output_dir = Path(output_dir)
     resolved = read_resolved(output_dir)
     method, options = _method_of(resolved)
     method.check_requirements()
-    kwargs = (
-        method.merge_load_kwargs(options, device)
-        if full_precision
-        else method.model_load_kwargs(options, device)
-    )
-    return load_model(
-        str(resolved["model"]),
-        output_dir,
-        resolved.get("task", "causal-lm"),
-        _dtype(resolved, method),
-        kwargs,
-        _labels(output_dir),
-    )
+    model, task, labels = str(resolved["model"]), resolved.get("task", "causal-lm"), _labels(output_dir)
+    if full_precision:
+        kwargs = method.merge_load_kwargs(options, device)
+    else:  # the base exactly as the run loaded it (QLoRA: the same layers kept in full precision)
+        kwargs, _ = method.base_load_kwargs(
+            options, device, lambda: model_skeleton(model, output_dir, task, len(labels) if labels else None)
+        )
+    return load_model(model, output_dir, task, _dtype(resolved, method), kwargs, labels)
 
 
 def load_trained_model(

@@ -87,8 +87,9 @@ def method_data(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def train_method(tmp_path_factory, tiny_model_dir, method_data):
-    """train_method(name) -> MethodRun, trained once per session per method."""
+def train_method(tmp_path_factory, wide_model_dir, method_data):
+    """train_method(name) -> MethodRun, trained once per session per method, on the tiny Llama with real-model
+    widths relative to the 4-bit block (so QLoRA quantizes every layer it would on a real model)."""
     from ftkit.recipe.load import load_recipe
     from ftkit.train.callbacks import SilentReporter
     from ftkit.train.runner import execute_run
@@ -100,7 +101,7 @@ def train_method(tmp_path_factory, tiny_model_dir, method_data):
             directory = tmp_path_factory.mktemp(f"run-{method}")
             # prefix asks for gradient checkpointing, to prove the automatic (and announced) switch-off
             extra = {"gradient_checkpointing": "true"} if method == "prefix" else {}
-            recipe = method_recipe(directory, tiny_model_dir, method_data, method, **extra)
+            recipe = method_recipe(directory, wide_model_dir, method_data, method, **extra)
             reporter = SilentReporter()
             result = execute_run(load_recipe(recipe), f"run-{method}", f"proof-{method}", reporter)
             assert result.status == "succeeded", result.error

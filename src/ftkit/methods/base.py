@@ -7,6 +7,7 @@ them, so that `ftkit validate` and `ftkit methods` stay fast.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -72,6 +73,17 @@ class Method:
     def model_load_kwargs(self, options: MethodOptions, device: str) -> dict[str, Any]:
         """Extra keyword arguments for `from_pretrained` (e.g. a quantization config)."""
         return {}
+
+    def base_load_kwargs(
+        self, options: MethodOptions, device: str, skeleton: Callable[[], Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """`model_load_kwargs` fitted to the actual base model, with notes to announce before loading.
+
+        `skeleton()` builds the base model on the meta device from its config (no weights, no memory), for methods
+        whose load settings depend on the architecture (QLoRA keeps layers that the 4-bit kernels cannot handle in
+        full precision). It may raise a MethodError to stop before the weights load.
+        """
+        return self.model_load_kwargs(options, device), []
 
     def merge_load_kwargs(self, options: MethodOptions, device: str) -> dict[str, Any]:
         """`from_pretrained` kwargs for the base a trained adapter is merged into (QLoRA: full precision)."""

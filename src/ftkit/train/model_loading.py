@@ -76,12 +76,50 @@ def load_model(
         loaded = _plain_model_from_gguf(loaded, auto, dtype)
         if requantize is not None:
             loaded = _quantized_copy(loaded, auto, requantize, kwargs.get("device_map"))
+    if getattr(loaded, "is_loaded_in_4bit", False):
+        keep_4bit_training_layout(loaded)
     if task == "classification":
         if pad_token_id is not None:
             loaded.config.pad_token_id = pad_token_id
         elif loaded.config.pad_token_id is None:
             loaded.config.pad_token_id = loaded.config.eos_token_id
     return loaded
+
+
+def keep_4bit_training_layout(model: Any) -> None:
+    """Turn off bitsandbytes' CPU inference repack on every 4-bit layer.
+
+    On CPUs with AVX512-BF16, a 4-bit layer that runs in eval mode without gradients repacks its weights once into
+    an inference layout with bf16 scales, for good: afterwards its output has no backward (gradients stop there,
+    silently, with only a warning) and it computes with rounded scales. ftkit evaluates the base before training,
+    so without this QLoRA would train on those CPUs with gradients cut at every 4-bit layer, and its losses would
+    differ from other CPUs'. Kept off, every CPU computes the same, trains correctly and evaluates the same way.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
+def model_skeleton(model: str, base_dir: Path, task: str, num_labels: int | None = None) -> Any:
+    """The base model built from its config on the meta device: every module with its shapes, no weights and
+    no memory. Methods inspect it before loading (see `Method.base_load_kwargs`)."""
+    import torch
+    from transformers import AutoConfig
+
+    source, extra = model_source(model, base_dir)
+    try:
+        config = AutoConfig.from_pretrained(source, **extra)
+    except (OSError, ValueError) as error:
+        raise ModelError(
+            f"cannot load the config of model `{model}`: {_first_line(error)}",
+            hint="check the model id or path; hub models need network access or a local cache (HF_HOME)",
+        ) from None
+    if num_labels is not None:
+        config.num_labels = num_labels
+    with torch.device("meta"):
+        return model_class(task).from_config(config)
 
 
 def _plain_model_from_gguf(model: Any, auto: Any, dtype: Any) -> Any:

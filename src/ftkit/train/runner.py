@@ -359,7 +359,7 @@ class _Run:
         from transformers import set_seed
 
         quiet_libraries()
-        from ftkit.train.model_loading import load_model, load_tokenizer
+        from ftkit.train.model_loading import load_model, load_tokenizer, model_skeleton
 
         recipe = self.recipe
         self.method.check_requirements()
@@ -390,12 +390,21 @@ class _Run:
             if recipe.training.precision == "bf16" and self.method.is_adapter
             else torch.float32
         )
+        load_kwargs, load_notes = self.method.base_load_kwargs(
+            self.loaded.method_options,
+            hardware.device,
+            lambda: model_skeleton(
+                recipe.model, self.loaded.base_dir, recipe.task, len(labels) if labels else None
+            ),
+        )
+        for note in load_notes:
+            self.event("note", note)
         model = load_model(
             recipe.model,
             self.loaded.base_dir,
             recipe.task,
             dtype,
-            self.method.model_load_kwargs(self.loaded.method_options, hardware.device),
+            load_kwargs,
             [str(label) for label in labels] if labels is not None else None,
             pad_token_id=tokenizer.pad_token_id,  # decoder classifiers pool on the last non-pad token
         )
