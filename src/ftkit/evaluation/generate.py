@@ -98,5 +98,6 @@ def greedy_tokens_no_cache(model: Any, ids: Any, max_new_tokens: int, stop_ids: 
 
 
 def exact_match(prediction: str, reference: str) -> bool:
-    """Whitespace-insensitive exact match."""
+    """Exact match after collapsing each run of whitespace to one space and trimming the ends; case and
+    punctuation count (`Red` is not `red`, `red.` is not `red`)."""
     return " ".join(prediction.split()) == " ".join(reference.split())
