@@ -74,7 +74,7 @@ def _dtype(resolved: dict[str, Any], method: Method) -> Any:
 def load_base_model(output_dir: str | Path, *, full_precision: bool = False, device: str = "cpu") -> Any:
     """The base model a run trained on, loaded as the method loads it (QLoRA: 4-bit), or in full precision
     (`full_precision=True`, the base an adapter is merged into)."""
-    from ftkit.train.model_loading import load_model, model_skeleton
+    from ftkit.train.model_loading import load_model, load_tokenizer, model_skeleton
 
     output_dir = Path(output_dir)
     resolved = read_resolved(output_dir)
@@ -87,7 +87,9 @@ def load_base_model(output_dir: str | Path, *, full_precision: bool = False, dev
         kwargs, _ = method.base_load_kwargs(
             options, device, lambda: model_skeleton(model, output_dir, task, len(labels) if labels else None)
         )
-    return load_model(model, output_dir, task, _dtype(resolved, method), kwargs, labels)
+    # A decoder classifier pools the last token that is not the pad: use the pad the run's tokenizer batches with.
+    pad_token_id = load_tokenizer(str(output_dir), output_dir).pad_token_id if labels else None
+    return load_model(model, output_dir, task, _dtype(resolved, method), kwargs, labels, pad_token_id)
 
 
 def load_trained_model(

@@ -101,3 +101,31 @@ def test_decoder_classifier_trains_and_pools_the_last_real_token(tmp_path, tiny_
         alone_logits = model(**alone).logits[0]
     # the short row's logits must not depend on the pads after it: pooling on its last real token
     torch.testing.assert_close(batched_logits, alone_logits, atol=1e-5, rtol=0)
+
+
+def test_decoder_classifier_adapter_reloads_pooling_the_last_real_token(tmp_path, tiny_decoder_dir):
+    """A LoRA classifier reloads its base from the hub/folder config (no pad id there): `load_trained_model` must
+    give it the run tokenizer's pad, or short rows in a batch are pooled on a pad."""
+    import torch
+
+    from ftkit.inference import load_trained_model
+
+    train = write_jsonl(tmp_path / "train.jsonl", classification_rows(64, seed=1))
+    recipe = tmp_path / "cls.yaml"
+    recipe.write_text(
+        f"model: {tiny_decoder_dir}\ntask: classification\ndata:\n  train: {train}\n  eval_split: 0.25\n"
+        "method:\n  name: lora\n  r: 4\n"
+        "training:\n  max_steps: 2\n  learning_rate: 1.0e-2\n  batch_size: 16\n  max_seq_len: 32\n"
+        f"output: {tmp_path / 'out'}\n"
+    )
+    result = CliRunner().invoke(app, ["run", str(recipe), "--json", "--registry", str(tmp_path / "reg")])
+    assert result.exit_code == 0, result.output
+    trained = load_trained_model(json.loads(result.stdout)["output_dir"])
+    tokenizer, model = trained.tokenizer, trained.model.eval()
+    short, long = "the fox is red", "the owl that sat on the purple hill with the cow is yellow"
+    batch = tokenizer([short, long], padding=True, return_tensors="pt")
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"].shape[1]  # the short row is padded
+    with torch.no_grad():
+        batched_logits = model(**batch).logits[0]
+        alone_logits = model(**tokenizer([short], return_tensors="pt")).logits[0]
+    torch.testing.assert_close(batched_logits, alone_logits, atol=1e-5, rtol=0)
