@@ -87,6 +87,8 @@ EXPECTED_OPTIONS = {
         ("num_virtual_tokens", "int", 20),
         ("prefix_projection", "bool", False),
         ("encoder_hidden_size", "int | null", None),
+        ("init", "auto | text | random", "auto"),
+        ("init_text", "str | null", None),
     ],
     "prompt": [("num_virtual_tokens", "int", 20), ("init_text", "str | null", None)],
     "ia3": [("target_modules", "list[str] | null", None), ("feedforward_modules", "list[str] | null", None)],

@@ -81,6 +81,8 @@ def test_valid_options_pass_and_appear_resolved(tmp_path):
         "num_virtual_tokens": 12,
         "prefix_projection": False,
         "encoder_hidden_size": None,
+        "init": "auto",
+        "init_text": None,
     }
 
 
