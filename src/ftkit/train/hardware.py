@@ -51,7 +51,10 @@ def detect_hardware() -> Hardware:
         )
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return Hardware("mps", "Apple MPS", 1, os.cpu_count() or 1, False)
-    return Hardware("cpu", platform.processor() or platform.machine(), 1, os.cpu_count() or 1, True)
+    from ftkit.train.precision import native_bf16
+
+    name = platform.processor() or platform.machine()
+    return Hardware("cpu", name, 1, os.cpu_count() or 1, bool(native_bf16()))
 
 
 def plan_training(
@@ -79,11 +82,16 @@ def plan_training(
     if precision == "auto":
         if chosen_device == "cuda":
             chosen_precision = "bf16" if hardware.bf16_supported else "fp16"
+        elif chosen_device == "cpu":
+            from ftkit.train.precision import cpu_precision_choice
+
+            # bf16 is confirmed (or dropped) by a numerics check in the runner, which adds its own note
+            chosen_precision, reason = cpu_precision_choice(hardware.bf16_supported, parameter_count)
+            if chosen_precision == "fp32":
+                notes.append(reason)
         else:
             chosen_precision = "fp32"
-            notes.append(
-                "precision: fp32 on CPU (training.precision: bf16 is ~2x faster on matmuls; check numerics)"
-            )
+            notes.append(f"precision: fp32 on {chosen_device}")
     else:
         chosen_precision = precision
         if chosen_precision == "fp16" and chosen_device == "cpu":

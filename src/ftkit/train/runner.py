@@ -26,6 +26,7 @@ from ftkit.methods.registry import get_method
 from ftkit.recipe.load import LoadedRecipe
 from ftkit.train.callbacks import GracefulStop, ProgressCallback, Reporter
 from ftkit.train.hardware import TrainingPlan, detect_hardware, plan_training
+from ftkit.train.precision import confirm_auto_bf16
 
 NOISE_KEYS = ("name", "output")  # excluded from the config hash: they do not change what is trained
 
@@ -412,6 +413,17 @@ class _Run:
         adjustments = self.method.adjust_training(self.loaded.method_options, recipe.training.model_dump())
         training = {**recipe.training.model_dump(), **adjustments.overrides}
         plan = plan_training(hardware, training, parameters, recipe.task, self.method, model.config)
+        self.metrics.update(  # auto's bf16 on a CPU: confirmed against fp32 on the first batches, or dropped
+            confirm_auto_bf16(
+                plan,
+                training["precision"],
+                model,
+                train_rows,
+                tokenizer.pad_token_id,
+                training["batch_size"] if isinstance(training["batch_size"], int) else 8,
+                self.method.is_adapter,
+            )
+        )
         for note in [*plan.notes, *adjustments.notes]:
             self.event("note", note)
         resolved = self.resolve(data, plan, self.loaded.method_options)
