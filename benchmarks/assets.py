@@ -106,19 +106,44 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def content_key(row: dict) -> str:
+    """A row's content with case and whitespace normalised: rows with equal keys are copies of each other."""
+
+    def norm(text: str) -> str:
+        return " ".join(str(text).lower().split())
+
+    if "messages" in row:
+        return json.dumps([[message["role"], norm(message["content"])] for message in row["messages"]])
+    return json.dumps(sorted((key, norm(value)) for key, value in row.items()))
+
+
+def distinct_rows(rows: list[dict]) -> list[dict]:
+    """The first row of each distinct content (content_key), in file order."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        key = content_key(row)
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept
+
+
 def data_split(kind: str, train_rows: int, eval_rows: int, workdir: Path, seed: int = 0) -> Split:
     """A deterministic sample of chatterbot-chat (chat) or GSM8K (completion): disjoint train and eval files.
 
-    Both sides of every comparison read these same files. Rows are shuffled once (the chat file is grouped by
-    topic), then sliced: eval rows first, then train rows.
+    Both sides of every comparison read these same files. Copies are dropped first (chatterbot-chat holds 899
+    distinct conversations in 2,026 rows), so no eval row repeats a training row; then rows are shuffled once (the
+    chat file is grouped by topic) and sliced: eval rows first, then train rows.
     """
     source = CHAT_FILE if kind == "chat" else GSM8K_FILE
     rows = _read_jsonl(source)
     if kind == "chat":
         rows = [{"messages": row["messages"]} for row in rows]
+    rows = distinct_rows(rows)
     random.Random(seed).shuffle(rows)
     if train_rows + eval_rows > len(rows):
-        raise ValueError(f"{source} has {len(rows)} rows; asked for {train_rows} + {eval_rows}")
+        raise ValueError(f"{source} has {len(rows)} distinct rows; asked for {train_rows} + {eval_rows}")
     evaluation = rows[:eval_rows]
     train = rows[eval_rows : eval_rows + train_rows]
     base = workdir / "data" / f"{kind}-{train_rows}-{eval_rows}-s{seed}"

@@ -67,7 +67,7 @@ def run(ctx: Context) -> BenchResult:
         ctx.log(f"{NAME}: {label} × {reps}")
         stat, error = time_command(argv, reps, REPO_ROOT)
         stats[label] = stat
-        row = Row(NAME, label, "s", stat, command)
+        row = Row(NAME, label, "s", stat, command, key="help" if label == "ftkit --help" else "")
         if limit is not None:
             row.target = f"<= {limit} s"
             row.status = check_target(stat.median, maximum=limit)

@@ -16,6 +16,13 @@ class Context:
     model_dir: Path | None = None
     shared: dict[str, Any] = field(default_factory=dict)  # results one benchmark leaves for another
 
+    @property
+    def precision(self) -> str:
+        """The identical-settings precision on this machine (the preset's, `auto` resolved)."""
+        from benchmarks.presets import resolve_precision
+
+        return resolve_precision(self.preset.precision)
+
     def command(self, name: str) -> str:
         """The command that reproduces one benchmark's rows."""
         return f"python -m benchmarks --preset {self.preset.name} --only {name}"

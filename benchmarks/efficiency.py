@@ -59,7 +59,7 @@ def run(ctx: Context) -> BenchResult:
     result = BenchResult(NAME)
     command = ctx.command(NAME)
     child = run_child(
-        [sys.executable, "-c", MATMUL, str(preset.matmul_size), str(preset.matmul_reps), preset.precision],
+        [sys.executable, "-c", MATMUL, str(preset.matmul_size), str(preset.matmul_reps), ctx.precision],
         cwd=REPO_ROOT,
         env=child_env(),
         timeout=600,
@@ -72,7 +72,7 @@ def run(ctx: Context) -> BenchResult:
     result.rows.append(
         Row(
             NAME,
-            f"dense matmul {preset.matmul_size}² {preset.precision} on {payload['device']} "
+            f"dense matmul {preset.matmul_size}² {ctx.precision} on {payload['device']} "
             f"({payload['threads']} threads)",
             "FLOP/s",
             peak,
@@ -93,9 +93,7 @@ def run(ctx: Context) -> BenchResult:
     if not sources:
         size = preset.defaults_chat
         split = data_split("chat", size.batch_size * size.steps, 4, ctx.workdir, seed=4)
-        spec = TrainSpec(
-            ctx.model_dir, split, "lora", size.batch_size, size.steps, precision=preset.precision
-        )
+        spec = TrainSpec(ctx.model_dir, split, "lora", size.batch_size, size.steps, precision=ctx.precision)
         ctx.log(f"{NAME}: one ftkit LoRA run (no other benchmark ran in this invocation)")
         sources.append(("lora", "ftkit LoRA, defaults", [run_ftkit(spec, ctx.workdir, "efficiency")]))
     for method, label, runs in sources:
@@ -116,6 +114,6 @@ def run(ctx: Context) -> BenchResult:
         "LM head included; attention scores and norms left out). Pads are not counted as useful work."
     )
     result.notes.append(
-        "matmul peak: " + json.dumps({"size": preset.matmul_size, "precision": preset.precision})
+        "matmul peak: " + json.dumps({"size": preset.matmul_size, "precision": ctx.precision})
     )
     return result

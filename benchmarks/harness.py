@@ -1,4 +1,4 @@
-"""Benchmark plumbing: machine facts, package versions, child processes, statistics and report writers.
+"""Benchmark plumbing: machine facts, git state, package versions, child processes, statistics, results files.
 
 Nothing here imports torch or any other heavy library: each measured thing runs in its own child process, so the
 harness never warms a cache, holds memory or competes for cores with what it measures.
@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -79,6 +78,7 @@ class Row:
     target: str = ""
     status: str = ""  # "met" | "missed" | "" (no target) | "n/a"
     note: str = ""
+    key: str = ""  # a stable id for the rows the README summary quotes (benchmarks/report.py)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -169,20 +169,44 @@ def load_average() -> list[float] | None:
         return None
 
 
+FLAGS_OF_INTEREST = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "bf16",
+)
+
+
+def cpu_flags_summary(flags: set[str] | None = None) -> dict[str, Any]:
+    """The CPU features that decide matmul speed and bf16 support, and which of them compute bf16 natively."""
+    from ftkit.train.precision import cpu_flags, native_bf16  # reads /proc/cpuinfo; no torch import
+
+    flags = cpu_flags() if flags is None else flags
+    return {
+        "present": [flag for flag in FLAGS_OF_INTEREST if flag in flags],
+        "native_bf16": native_bf16(flags),
+    }
+
+
 def machine_info() -> dict[str, Any]:
+    """CPU (model, feature summary, cores), memory, GPUs, OS and Python of this machine."""
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 1
     return {
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags_summary(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_gib": memory_total_gib(),
         "gpus": gpu_info(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "load_average_at_start": load_average(),
     }
 
 
@@ -207,25 +231,33 @@ def versions_short(versions: dict[str, str | None]) -> str:
     return " ".join(f"{SHORT_NAMES.get(name, name)} {versions[name]}" for name in keep if versions.get(name))
 
 
-def git_commit() -> str | None:
+# Files the harness itself writes during a run: changes there do not change what is measured.
+HARNESS_OUTPUTS = ("benchmarks/results", "benchmarks/LATEST.md", "README.md")
+
+
+def git_state(repo: Path = REPO_ROOT, exclude: tuple[str, ...] = HARNESS_OUTPUTS) -> dict[str, Any]:
+    """The commit checked out in `repo` and whether the tree matches it: `changed` lists modified, staged and
+    untracked (not ignored) paths outside `exclude`; `clean` is true when there are none."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
+
     try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
+        head = git("rev-parse", "HEAD")
+        status = git(
+            "status", "--porcelain", "--untracked-files=all", "--", ".", *(f":(exclude){p}" for p in exclude)
         )
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode:
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError) as error:
+        return {"commit": None, "clean": False, "changed": [], "error": str(error)}
+    if head.returncode or status.returncode:
+        return {
+            "commit": None,
+            "clean": False,
+            "changed": [],
+            "error": (head.stderr or status.stderr).strip(),
+        }
+    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    return {"commit": head.stdout.strip(), "clean": not changed, "changed": changed}
 
 
 # -- child processes --------------------------------------------------------------------------------------
@@ -358,118 +390,3 @@ def last_json_object(text: str) -> dict[str, Any] | None:
 
 def shell_join(command: list[str]) -> str:
     return " ".join(shlex.quote(part) for part in command)
-
-
-# -- reports ----------------------------------------------------------------------------------------------
-
-
-def new_report(preset: str, command: str) -> dict[str, Any]:
-    return {
-        "preset": preset,
-        "command": command,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
-        "machine": machine_info(),
-        "packages": package_versions(),
-        "benchmarks": [],
-    }
-
-
-def _fmt(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "—"
-    if unit in ("x", "×", "ratio", "fraction"):
-        return f"{value:.3f}"
-    magnitude = abs(value)
-    if magnitude >= 1e9:
-        return f"{value / 1e9:.2f} G"
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
-    if magnitude >= 100:
-        return f"{value:.1f}"
-    if magnitude >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: a header with the machine and versions, then one table of every row."""
-    machine = report["machine"]
-    packages = report["packages"]
-    short_machine = machine_short(machine)
-    short_versions = versions_short(packages)
-    lines = [
-        f"# ftkit benchmarks — preset `{report['preset']}`",
-        "",
-        f"- command: `{report['command']}`",
-        f"- started: {report['started_at']}; total {report.get('total_seconds', 0):.0f} s; "
-        f"ftkit commit {report.get('git_commit') or 'unknown'}",
-        f"- machine: {machine['cpu']}, {machine['usable_cores']} usable cores of {machine['cores']}, "
-        f"{machine.get('memory_gib')} GiB RAM; GPU: "
-        + (", ".join(f"{gpu['name']} ({gpu['memory']})" for gpu in machine["gpus"]) or "none")
-        + f"; load average at start {machine.get('load_average_at_start')}, "
-        f"at end {report.get('load_average_at_end')}",
-        "- packages: " + ", ".join(f"{name} {value}" for name, value in packages.items() if value),
-        "- every value is the median of N repetitions with min and max; ratios pair repetitions (A B A B).",
-        "",
-        "| benchmark | measurement | median | min | max | N | unit | target | machine | versions | command |",
-        "|---|---|---:|---:|---:|---:|---|---|---|---|---|",
-    ]
-    for bench in report["benchmarks"]:
-        if bench.get("error") and not bench["rows"]:
-            lines.append(
-                f"| {bench['name']} | **error**: {_cell(bench['error'])[:160]} | — | — | — | 0 | | | "
-                f"{_cell(short_machine)} | {_cell(short_versions)} | |"
-            )
-        for row in bench["rows"]:
-            stat = row["stat"]
-            target = row["target"] + (f" ({row['status']})" if row["status"] else "")
-            name = row["name"] + (f" — {row['note']}" if row["note"] else "")
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        row["benchmark"],
-                        _cell(name),
-                        _fmt(stat["median"], row["unit"]),
-                        _fmt(stat["min"], row["unit"]),
-                        _fmt(stat["max"], row["unit"]),
-                        str(stat["n"]),
-                        row["unit"],
-                        _cell(target),
-                        _cell(short_machine),
-                        _cell(short_versions),
-                        f"`{_cell(row['command'])}`",
-                    ]
-                )
-                + " |"
-            )
-    notes = [(bench["name"], note) for bench in report["benchmarks"] for note in bench.get("notes", [])]
-    if notes:
-        lines += ["", "## Notes", ""]
-        lines += [f"- **{name}**: {note}" for name, note in notes]
-    errors = [(bench["name"], bench["error"]) for bench in report["benchmarks"] if bench.get("error")]
-    if errors:
-        lines += ["", "## Errors", ""]
-        lines += [f"- **{name}**: {error}" for name, error in errors]
-    return "\n".join(lines) + "\n"
-
-
-def write_report(
-    report: dict[str, Any], results_dir: Path = RESULTS_DIR, latest_md: Path | None = None
-) -> Path:
-    """Write results/<stamp>.json and .md plus results/latest.{json,md}; optionally the committed LATEST.md."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = report["started_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
-    markdown = render_markdown(report)
-    payload = json.dumps(report, indent=2, default=str)
-    for name in (f"{stamp}-{report['preset']}", "latest"):
-        (results_dir / f"{name}.json").write_text(payload)
-        (results_dir / f"{name}.md").write_text(markdown)
-    if latest_md is not None:
-        latest_md.write_text(markdown)
-    return results_dir / "latest.json"

@@ -42,7 +42,7 @@ def run(ctx: Context) -> BenchResult:
     result = BenchResult(NAME)
     command = ctx.command(NAME)
     has_gpu = bool(gpu_info())
-    what = f"batch {size.batch_size}, {size.steps} steps, {preset.precision}, padded batches"
+    what = f"batch {size.batch_size}, {size.steps} steps, {ctx.precision}, padded batches"
     for method in METHODS:
         spec = TrainSpec(
             model=ctx.model_dir,
@@ -52,7 +52,7 @@ def run(ctx: Context) -> BenchResult:
             steps=size.steps,
             max_seq_len=size.max_seq_len,
             learning_rate=2e-5 if method == "full" else 2e-4,
-            precision=preset.precision,
+            precision="auto" if method == "qlora" else ctx.precision,
             padding_free=False,
             train_on="all",
         )
@@ -90,10 +90,11 @@ def run(ctx: Context) -> BenchResult:
                 result.rows.append(
                     Row(
                         NAME,
-                        "lora peak RSS ratio ftkit / plain",
+                        "lora peak RSS ratio ftkit / plain (medians of the overhead runs)",
                         "x",
                         Stat.of([ftkit_rss / plain_rss]),
                         command,
+                        key="ratio_lora",
                     )
                 )
             result.details[method] = {side: run.to_dict() for side, run in by_side.items()}
@@ -153,6 +154,7 @@ def run(ctx: Context) -> BenchResult:
                         "x",
                         Stat.of([ftkit_rss / plain_rss]),
                         command,
+                        key=f"ratio_{method}",
                     )
                 )
         result.details[method] = {side: outcome.to_dict() for side, outcome in by_side.items()}

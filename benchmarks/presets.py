@@ -1,4 +1,9 @@
-"""Benchmark sizes. `small` fits a 2-core CPU in under 15 minutes; `gpu` is for a CUDA machine."""
+"""Benchmark sizes. `small` fits a 2-core CPU in about 35 minutes; `gpu` is for a CUDA machine; `smoke` only checks
+that every piece runs (its figures mean nothing).
+
+Every ratio comes from `reps` alternated repetitions (A B, then B A) of at least 10 optimizer steps per side in
+`small`, so that a median and a spread exist and the first, slower step is a small part of each run.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +20,13 @@ class TrainSize:
 @dataclass(frozen=True)
 class Preset:
     name: str
-    precision: str  # fp32 | bf16 — the same on both sides of every comparison
-    reps: int  # A B A B pairs for the overhead benchmark
+    # Training precision of the identical-settings comparisons, the same on both sides. `auto`: what ftkit's own
+    # `precision: auto` picks for SmolLM2 here (bf16 on a CPU with native bf16, else fp32).
+    precision: str
+    reps: int  # alternated repetitions of every two-sided comparison
     overhead: TrainSize
     defaults_chat: TrainSize
     defaults_gsm8k: TrainSize
-    defaults_reps: int
     eval_rows: int
     memory: TrainSize
     cli_reps: int
@@ -28,18 +34,24 @@ class Preset:
     matmul_size: int
     matmul_reps: int
     child_timeout_s: float
+    registry_runs: int = 1000
+    registry_reps: int = 5
+    methods: TrainSize = TrainSize(batch_size=4, steps=20, max_seq_len=256)
+    methods_train_rows: int = 200
+    methods_eval_rows: int = 32
+    precision_widths: tuple[int, ...] = (64, 128, 256, 576)
+    precision_reps: int = 5
 
 
 SMALL = Preset(
     name="small",
-    precision="fp32",
-    reps=2,
-    overhead=TrainSize(batch_size=4, steps=3),
-    defaults_chat=TrainSize(batch_size=8, steps=3),
-    defaults_gsm8k=TrainSize(batch_size=8, steps=1),  # both tools default to batch 8
-    defaults_reps=1,
-    eval_rows=8,
-    memory=TrainSize(batch_size=4, steps=2),
+    precision="auto",
+    reps=5,
+    overhead=TrainSize(batch_size=4, steps=10),
+    defaults_chat=TrainSize(batch_size=8, steps=10),  # both tools default to batch 8
+    defaults_gsm8k=TrainSize(batch_size=4, steps=10, max_seq_len=512),
+    eval_rows=32,
+    memory=TrainSize(batch_size=4, steps=3),
     cli_reps=5,
     import_reps=3,
     matmul_size=2048,
@@ -50,11 +62,10 @@ SMALL = Preset(
 GPU = Preset(
     name="gpu",
     precision="bf16",
-    reps=3,
+    reps=5,
     overhead=TrainSize(batch_size=16, steps=40),
     defaults_chat=TrainSize(batch_size=16, steps=40),
     defaults_gsm8k=TrainSize(batch_size=16, steps=40),
-    defaults_reps=3,
     eval_rows=128,
     memory=TrainSize(batch_size=16, steps=10),
     cli_reps=10,
@@ -62,6 +73,39 @@ GPU = Preset(
     matmul_size=8192,
     matmul_reps=10,
     child_timeout_s=1800,
+    methods=TrainSize(batch_size=8, steps=40, max_seq_len=512),
 )
 
-PRESETS = {preset.name: preset for preset in (SMALL, GPU)}
+SMOKE = Preset(
+    name="smoke",
+    precision="auto",
+    reps=1,
+    overhead=TrainSize(batch_size=2, steps=2),
+    defaults_chat=TrainSize(batch_size=2, steps=2),
+    defaults_gsm8k=TrainSize(batch_size=2, steps=2, max_seq_len=256),
+    eval_rows=4,
+    memory=TrainSize(batch_size=2, steps=1),
+    cli_reps=1,
+    import_reps=1,
+    matmul_size=512,
+    matmul_reps=2,
+    child_timeout_s=900,
+    registry_runs=20,
+    registry_reps=1,
+    methods=TrainSize(batch_size=2, steps=2, max_seq_len=128),
+    methods_train_rows=8,
+    methods_eval_rows=4,
+    precision_widths=(64, 256),
+    precision_reps=2,
+)
+
+PRESETS = {preset.name: preset for preset in (SMALL, GPU, SMOKE)}
+
+
+def resolve_precision(precision: str) -> str:
+    """A preset's precision for this machine: `auto` is bf16 where the CPU computes bf16 natively, else fp32."""
+    if precision != "auto":
+        return precision
+    from ftkit.train.precision import native_bf16
+
+    return "bf16" if native_bf16() else "fp32"

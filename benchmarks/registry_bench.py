@@ -1,27 +1,27 @@
 """Registry benchmark: `ftkit runs` and `ftkit diff` on a registry of 1,000 runs (target: under 1 s each).
 
-    python benchmarks/registry_bench.py [--runs 1000] [--keep DIR]
+    python -m benchmarks --only registry
 
 Runs are generated through the registry API (RunRegistry.commit_run, the same path `ftkit run` takes; no
 training), then each command is timed as a subprocess, the way a user or CI calls it. `ftkit runs` is timed once
 with a cold summary cache (the first listing after the runs were recorded elsewhere, e.g. after a pull) and then
-warm; the figures include Python start-up and importing the CLI.
+warm; the figures include Python start-up and importing the CLI. CPU time (user + system of the child) is recorded
+next to wall time, because wall time on a shared machine includes waiting for a core.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import resource
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.context import Context
+from benchmarks.harness import BenchResult, Row, Stat, check_target, child_env
 from ftkit.registry.store import RunRecord, RunRegistry
+
+NAME = "registry"
 
 
 def build(root: Path, count: int) -> float:
@@ -79,66 +79,78 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit(f"ftkit {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+        raise RuntimeError(f"ftkit {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-500:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return elapsed, cpu
 
 
-def median_of(args: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
-    samples = [timed(args, env) for _ in range(repeat)]
-    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def run(ctx: Context) -> BenchResult:
+    preset = ctx.preset
+    result = BenchResult(NAME)
+    command = ctx.command(NAME)
+    root = ctx.workdir / "registry-bench"
+    seconds = build(root, preset.registry_runs)
+    result.rows.append(
+        Row(
+            NAME,
+            f"record {preset.registry_runs:,} runs (RunRegistry.commit_run), per run",
+            "s",
+            Stat.of([seconds / preset.registry_runs]),
+            command,
+        )
     )
-    parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--keep", type=Path, help="build the registry here and keep it")
-    options = parser.parse_args()
-
-    workdir = Path(tempfile.mkdtemp(prefix="ftkit-bench-"))
-    root = options.keep or workdir / "registry"
-    try:
-        if not (root / ".git").exists():
-            seconds = build(root, options.runs)
-            print(f"built {options.runs} runs through RunRegistry.commit_run in {seconds:.1f} s "
-                  f"({1000 * seconds / options.runs:.1f} ms per run)")  # fmt: skip
-        env = {**os.environ, "FTKIT_REGISTRY": str(root), "COLUMNS": "200"}
-        baseline = median_of(["--version"], env, options.repeat)
-        (root / ".git" / "ftkit-cache" / "summaries.json").unlink(missing_ok=True)
-        cold = timed(["runs"], env)
-        figures = {
-            "ftkit --version (start-up floor)": baseline,
-            "ftkit runs (cold summary cache)": cold,
-        }
-        commands = {
-            "ftkit runs": ["runs"],
-            "ftkit runs --all --limit 0 --json": ["runs", "--all", "--limit", "0", "--json"],
-            "ftkit runs --sort eval.loss": ["runs", "--sort", "eval.loss"],
-            "ftkit diff @latest~1 @latest": ["diff", "@latest~1", "@latest"],
-            "ftkit diff (first vs last, --md)": [
-                "diff",
-                "@latest~999" if options.runs >= 1000 else "@latest~1",
-                "@latest",
-                "--md",
-            ],  # fmt: skip
-            "ftkit show @latest": ["show", "@latest"],
-            "ftkit log": ["log"],
-        }
-        for label, args in commands.items():
-            figures[label] = median_of(args, env, options.repeat)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"registry: {root} ({options.runs} runs); {os.cpu_count()} CPUs, load average {load:.1f}")
-        print(f"  {'command (median of ' + str(options.repeat) + ')':<40} {'wall':>8} {'cpu':>8}")
-        for label, (wall, cpu) in figures.items():
-            flag = "" if wall < 1.0 or "floor" in label else "  <-- wall over the 1 s target"
-            print(f"  {label:<40} {wall * 1000:6.0f} ms {cpu * 1000:5.0f} ms{flag}")
-    finally:
-        if not options.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    main()
+    env = {**child_env(), "FTKIT_REGISTRY": str(root), "COLUMNS": "200"}
+    (root / ".git" / "ftkit-cache" / "summaries.json").unlink(missing_ok=True)
+    cold_wall, cold_cpu = timed(["runs"], env)
+    cases = {
+        "floor": ("ftkit --version (start-up floor)", ["--version"]),
+        "runs": ("ftkit runs", ["runs"]),
+        "runs_all_json": ("ftkit runs --all --limit 0 --json", ["runs", "--all", "--limit", "0", "--json"]),
+        "runs_sort": ("ftkit runs --sort eval.loss", ["runs", "--sort", "eval.loss"]),
+        "diff": ("ftkit diff @latest~1 @latest", ["diff", "@latest~1", "@latest"]),
+        "diff_far": (
+            "ftkit diff (first vs last run, --md)",
+            ["diff", f"@latest~{preset.registry_runs - 1}", "@latest", "--md"],
+        ),
+        "show": ("ftkit show @latest", ["show", "@latest"]),
+        "log": ("ftkit log", ["log"]),
+    }
+    result.rows.append(
+        Row(
+            NAME,
+            f"ftkit runs, cold summary cache ({preset.registry_runs:,} runs), wall",
+            "s",
+            Stat.of([cold_wall]),
+            command,
+            target="< 1 s",
+            status=check_target(cold_wall, maximum=1.0),
+            key="runs_cold",
+        )
+    )
+    for key, (label, args) in cases.items():
+        samples = [timed(args, env) for _ in range(preset.registry_reps)]
+        wall = Stat.of([sample[0] for sample in samples])
+        target = "" if key == "floor" else "< 1 s"
+        result.rows.append(
+            Row(
+                NAME,
+                f"{label} ({preset.registry_runs:,} runs), wall",
+                "s",
+                wall,
+                command,
+                target=target,
+                status=check_target(wall.median, maximum=1.0) if target else "",
+                key=key,
+            )
+        )
+        result.rows.append(
+            Row(
+                NAME,
+                f"{label}, CPU time of the process",
+                "s",
+                Stat.of([sample[1] for sample in samples]),
+                command,
+            )
+        )
+    result.details = {"runs": preset.registry_runs, "build_seconds": seconds, "cold_cpu_s": cold_cpu}
+    return result

@@ -40,8 +40,11 @@ class TrainSpec:
     max_seq_len: int = 1024
     learning_rate: float = 2e-4
     seed: int = 42
-    precision: str = "fp32"
-    padding_free: bool | None = None  # None: each side's default (ftkit: auto → padding-free; TRL: padding)
+    precision: str = (
+        "fp32"  # ftkit's training.precision (auto | fp32 | bf16); the plain side needs fp32 | bf16
+    )
+    padding_free: bool | None = None  # None: each side's default (ftkit: auto; TRL: padding)
+    gradient_checkpointing: bool | None = False  # ftkit's; None keeps ftkit's default (auto)
     train_on: str | None = None  # ftkit data.train_on; None keeps ftkit's default (completion)
     eval_max_rows: int = 1  # ftkit's own post-training evaluation; benchmarks evaluate with eval_loss.py
 
@@ -68,6 +71,9 @@ class SideResult:
         default_factory=list
     )  # cumulative time_s and tokens after each step
     load_average: list[float] | None = None  # when the child finished
+    settings: dict[str, Any] = field(
+        default_factory=dict
+    )  # precision, padding_free, gradient_checkpointing used
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,36 +86,6 @@ def steady_rate(steps: list[dict[str, float]]) -> float | None:
         return None
     (t0, n0), (t1, n1) = points[0], points[-1]
     return (n1 - n0) / (t1 - t0) if t1 > t0 else None
-
-
-def step_durations(steps: list[dict[str, float]]) -> dict[int, tuple[float, float]]:
-    """{step: (seconds, tokens)} for every step after the first, from cumulative per-step timings."""
-    out: dict[int, tuple[float, float]] = {}
-    previous = None
-    for row in sorted(steps, key=lambda row: (row["step"], row["time_s"])):
-        if previous is not None and row["step"] > previous["step"]:
-            out[int(row["step"])] = (row["time_s"] - previous["time_s"], row["tokens"] - previous["tokens"])
-        previous = row
-    return out
-
-
-def best_of_n_ratio(a_runs: list[list[dict]], b_runs: list[list[dict]]) -> float | None:
-    """Rate ratio A / B over identical batches, each step timed by its fastest repetition on each side.
-
-    Both sides see the same batches in the same order, so step k is the same work on both. Taking, per step,
-    the minimum time over repetitions discards slowdowns caused by other processes on a shared machine (they can
-    only add time); the first step (warm-up) is left out.
-    """
-    a_steps = [step_durations(run) for run in a_runs if run]
-    b_steps = [step_durations(run) for run in b_runs if run]
-    if not a_steps or not b_steps:
-        return None
-    common = set.intersection(*(set(steps) for steps in a_steps + b_steps))
-    if not common:
-        return None
-    a_time = sum(min(steps[k][0] for steps in a_steps) for k in common)
-    b_time = sum(min(steps[k][0] for steps in b_steps) for k in common)
-    return b_time / a_time if a_time > 0 else None
 
 
 # -- ftkit ------------------------------------------------------------------------------------------------
@@ -135,9 +111,10 @@ def write_recipe(spec: TrainSpec, path: Path, output: Path) -> Path:
         "max_seq_len": spec.max_seq_len,
         "seed": spec.seed,
         "precision": spec.precision,
-        "gradient_checkpointing": False,
         "logging_steps": 1,
     }
+    if spec.gradient_checkpointing is not None:
+        training["gradient_checkpointing"] = spec.gradient_checkpointing
     if spec.padding_free is not None:
         training["padding_free"] = spec.padding_free
     recipe = {
@@ -187,6 +164,9 @@ def run_ftkit(spec: TrainSpec, workdir: Path, tag: str, timeout: float | None = 
         )
     metrics = payload["metrics"]
     history = ftkit_history(registry, payload["run_id"])
+    resolved_path = Path(payload.get("output_dir") or "") / "resolved.yaml"
+    resolved = yaml.safe_load(resolved_path.read_text()) if resolved_path.is_file() else {}
+    used = resolved.get("training", {})
     steps = [
         {"step": row["step"], "time_s": row["time_s"], "tokens": row["tokens_per_sec"] * row["time_s"]}
         for row in history
@@ -211,13 +191,25 @@ def run_ftkit(spec: TrainSpec, workdir: Path, tag: str, timeout: float | None = 
         metrics=metrics,
         steps=steps,
         load_average=load_average(),
+        settings={key: used.get(key) for key in ("precision", "padding_free", "gradient_checkpointing")},
     )
 
 
 # -- plain TRL --------------------------------------------------------------------------------------------
 
 
-def run_plain(spec: TrainSpec, workdir: Path, tag: str, timeout: float | None = None) -> SideResult:
+def run_plain(
+    spec: TrainSpec,
+    workdir: Path,
+    tag: str,
+    timeout: float | None = None,
+    *,
+    precision: str | None = None,
+    checkpointing: str = "off",
+    completion_only: bool = False,
+) -> SideResult:
+    """The plain TRL script on the spec's model, rows and sizes. precision: fp32 | bf16 | default (TRL's own),
+    None for the spec's; checkpointing: on | off | default; completion_only: the loss on replies only."""
     script = BENCH_DIR / "plain_trl.py"
     arguments = [
         "--model",
@@ -239,13 +231,17 @@ def run_plain(spec: TrainSpec, workdir: Path, tag: str, timeout: float | None = 
         "--seed",
         str(spec.seed),
         "--precision",
-        spec.precision,
+        precision or spec.precision,
+        "--gradient-checkpointing",
+        checkpointing,
         "--output",
         str(workdir / "outputs" / f"plain-{tag}"),
         "--json",
     ]
     if spec.padding_free:
         arguments.append("--padding-free")
+    if completion_only:
+        arguments.append("--completion-only")
     command = [sys.executable, str(script), *arguments]
     child = run_child(command, cwd=REPO_ROOT, env=child_env(), timeout=timeout)
     shown = "python benchmarks/plain_trl.py " + shell_join(arguments)
@@ -273,6 +269,11 @@ def run_plain(spec: TrainSpec, workdir: Path, tag: str, timeout: float | None = 
         metrics=metrics,
         steps=payload.get("steps", []),
         load_average=load_average(),
+        settings={
+            "precision": "bf16" if metrics.get("train.bf16") else "fp32",
+            "padding_free": bool(spec.padding_free),
+            "gradient_checkpointing": metrics.get("train.gradient_checkpointing"),
+        },
     )
 
 

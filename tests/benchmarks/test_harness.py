@@ -1,4 +1,4 @@
-"""The benchmark harness's own logic: statistics, paired ratios, JSON parsing and the Markdown table.
+"""The benchmark harness's own logic: statistics, paired ratios, JSON parsing, child processes, git state.
 
 No timing is asserted here: measurements live in `python -m benchmarks`, never in the test suite.
 """
@@ -6,20 +6,19 @@ No timing is asserted here: measurements live in `python -m benchmarks`, never i
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 from benchmarks.harness import (
-    BenchResult,
-    Row,
     Stat,
     check_target,
+    cpu_flags_summary,
+    git_state,
     last_json_object,
     ratio_stat,
-    render_markdown,
     run_child,
-    write_report,
 )
-from benchmarks.sides import best_of_n_ratio, steady_rate
+from benchmarks.sides import steady_rate
 
 
 def test_stat_median_min_max_ignore_missing_values():
@@ -67,77 +66,49 @@ def test_run_child_reports_exit_code_output_and_peak_rss():
     assert child.max_rss_mb and child.max_rss_mb > 1
 
 
-def _report() -> dict:
-    result = BenchResult("overhead")
-    result.rows = [
-        Row(
-            "overhead",
-            "ratio ftkit / plain | train loop",
-            "x",
-            Stat.of([1.02, 0.98, 1.01]),
-            "python -m b",
-            target=">= 1.00",
-            status="met",
-        ),
-        Row("overhead", "ftkit tokens/s", "tok/s", Stat.of([1234.5, 1300.0]), "python -m b"),
-    ]
-    result.notes.append("same tokens on both sides")
-    broken = BenchResult("memory", error="qlora missing")
-    return {
-        "preset": "small",
-        "command": "python -m benchmarks --preset small",
-        "started_at": "2026-01-01T00:00:00+00:00",
-        "total_seconds": 12.0,
-        "git_commit": "abc123",
-        "machine": {
-            "cpu": "Test CPU",
-            "cores": 2,
-            "usable_cores": 2,
-            "memory_gib": 4.0,
-            "gpus": [],
-            "load_average_at_start": [0.1, 0.1, 0.1],
-        },
-        "packages": {"python": "3.11", "ftkit": "0.1.0", "torch": "2.13", "trl": "1.16"},
-        "benchmarks": [result.to_dict(), broken.to_dict()],
+def test_cpu_flags_summary_lists_matmul_features_and_native_bf16():
+    summary = cpu_flags_summary({"fpu", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+    assert summary == {
+        "present": ["avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"],
+        "native_bf16": ["amx_bf16", "avx512_bf16"],
     }
+    assert cpu_flags_summary({"avx2"}) == {"present": ["avx2"], "native_bf16": []}
 
 
-def test_markdown_table_has_one_row_per_measurement_with_machine_versions_and_command():
-    markdown = render_markdown(_report())
-    table = [line for line in markdown.splitlines() if line.startswith("| overhead")]
-    assert len(table) == 2
-    ratio_row = table[0]
-    assert "1.010" in ratio_row and "0.980" in ratio_row and "1.020" in ratio_row  # median, min, max
-    assert "| 3 |" in ratio_row
-    assert "ratio ftkit / plain \\| train loop" in ratio_row  # pipes in names are escaped
-    assert ">= 1.00 (met)" in ratio_row
-    assert "Test CPU ×2 (no GPU)" in ratio_row and "torch 2.13" in ratio_row
-    assert "`python -m b`" in ratio_row
-    assert "1,234" in table[1] or "1,267" in table[1]
-    assert "| memory | **error**: qlora missing" in markdown
-    assert "same tokens on both sides" in markdown
+def _git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
 
 
-def test_write_report_writes_latest_and_stamped_files(tmp_path):
-    latest_md = tmp_path / "LATEST.md"
-    path = write_report(_report(), tmp_path / "results", latest_md)
-    assert path == tmp_path / "results" / "latest.json"
-    assert json.loads(path.read_text())["preset"] == "small"
-    assert (tmp_path / "results" / "latest.md").read_text() == latest_md.read_text()
-    assert len(list((tmp_path / "results").glob("20260101T000000*-small.json"))) == 1
+def test_git_state_of_a_real_repository(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "results").mkdir()
+    (repo / "src" / "a.py").write_text("a = 1\n")
+    (repo / "results" / "r.json").write_text("{}\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout
+    clean = git_state(repo, exclude=("results",))
+    assert clean == {"commit": head.strip(), "clean": True, "changed": []}
+
+    (repo / "results" / "r.json").write_text('{"new": 1}\n')  # the harness's own outputs do not count
+    assert git_state(repo, exclude=("results",))["clean"] is True
+    assert git_state(repo, exclude=())["changed"] == ["results/r.json"]
+
+    (repo / "src" / "a.py").write_text("a = 2\n")
+    (repo / "src" / "new.py").write_text("b = 1\n")
+    dirty = git_state(repo, exclude=("results",))
+    assert dirty["clean"] is False
+    assert dirty["changed"] == ["src/a.py", "src/new.py"]
+
+    _git(repo, "checkout", "--", "src/a.py")
+    _git(repo, "add", "src/new.py")  # staged but not committed is still not the commit
+    assert git_state(repo, exclude=("results",))["changed"] == ["src/new.py"]
 
 
-def test_best_of_n_ratio_compares_identical_batches_by_their_fastest_repetition():
-    def run(*durations):
-        rows, elapsed = [], 0.0
-        for step, seconds in enumerate(durations, start=1):
-            elapsed += seconds
-            rows.append({"step": step, "time_s": elapsed, "tokens": 100 * step})
-        return rows
-
-    ftkit = [run(9.0, 2.0, 2.0), run(9.0, 8.0, 2.5)]  # the second repetition's step 2 hit a busy machine
-    plain = [run(5.0, 2.0, 3.0), run(5.0, 4.0, 2.0)]
-    # step 1 (warm-up) is left out; fastest per step: ftkit 2 + 2, plain 2 + 2
-    assert best_of_n_ratio(ftkit, plain) == 1.0
-    assert best_of_n_ratio([run(9.0, 4.0, 4.0)], plain) == 0.5
-    assert best_of_n_ratio([], plain) is None
+def test_git_state_outside_a_repository_is_not_clean(tmp_path):
+    state = git_state(tmp_path / "nowhere")
+    assert state["clean"] is False and state["commit"] is None
