@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.context import Context
@@ -51,6 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="measure a tree with uncommitted changes (marked in every file)",
     )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        help="repetitions per comparison instead of the preset's (a timing check; not for README)",
+    )
     parser.add_argument("--keep-workdir", action="store_true", help="keep recipes, outputs and registry")
     return parser.parse_args(argv)
 
@@ -65,6 +71,14 @@ def report_targets(preset: str, results: Path) -> tuple[Path, Path | None]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     preset = PRESETS[args.preset]
+    if args.reps:
+        preset = replace(preset, reps=args.reps)
+        if not args.results and not args.report:
+            print(
+                "python -m benchmarks: --reps needs --results DIR (the preset's own files stay as measured)",
+                file=sys.stderr,
+            )
+            return 2
     results = args.results or RESULTS_DIR / preset.name
     latest_md, readme = report_targets(preset.name, results)
     if args.report:
@@ -88,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [name for name in BENCHMARKS if not args.only or name in args.only]
     machine, packages = machine_info(), package_versions()
     workdir = Path(tempfile.mkdtemp(prefix="ftkit-bench-"))
-    ctx = Context(preset, workdir)
+    ctx = Context(preset, workdir, reps_override=args.reps)
     ctx.log(f"preset {preset.name}: {', '.join(names)}; work folder {workdir}; results {results}")
     failed = False
     started = time.perf_counter()

@@ -15,6 +15,7 @@ class Context:
     workdir: Path  # scratch space for this invocation (recipes, registry, outputs, data samples)
     model_dir: Path | None = None
     shared: dict[str, Any] = field(default_factory=dict)  # results one benchmark leaves for another
+    reps_override: int | None = None  # --reps: recorded in every command, so a results file says so
 
     @property
     def precision(self) -> str:
@@ -25,7 +26,8 @@ class Context:
 
     def command(self, name: str) -> str:
         """The command that reproduces one benchmark's rows."""
-        return f"python -m benchmarks --preset {self.preset.name} --only {name}"
+        reps = f" --reps {self.reps_override}" if self.reps_override else ""
+        return f"python -m benchmarks --preset {self.preset.name} --only {name}{reps}"
 
     def log(self, message: str) -> None:
         import sys

@@ -46,20 +46,27 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"input_ids": rendered.input_ids, "labels": rendered.labels})
 
     results = {}
+    base = (
+        None  # loaded once; each LoRA adapter goes on and comes off again (unload restores the base exactly)
+    )
     for output in args.outputs:
         started = time.perf_counter()
         folder = Path(output)
         if (folder / "adapter_config.json").exists():
             from peft import PeftModel
 
-            base = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.float32)
-            model = PeftModel.from_pretrained(base, str(folder))
+            if base is None:
+                base = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.float32).to(device)
+            model = PeftModel.from_pretrained(base, str(folder)).to(device)
         else:
-            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
-        model.to(device)
+            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).to(device)
         scores = causal_lm_loss(model, rows, tokenizer.pad_token_id, args.batch_size, device)
         scores["seconds"] = round(time.perf_counter() - started, 2)
         results[output] = scores
+        if model is not base and hasattr(model, "unload") and model.peft_type == "LORA":
+            base = model.unload()
+        elif base is not None and model is not base and hasattr(model, "peft_config"):
+            base = None  # another adapter kind: load a fresh base for the next one
         del model
     print(json.dumps({"rows": len(rows), "results": results}))
     return 0

@@ -243,3 +243,10 @@ def test_missing_markers_are_a_located_error(tmp_path):
     readme.write_text("<!-- bench:performance -->\n<!-- /bench:performance -->\n")
     with pytest.raises(ValueError, match=str(readme)):
         regenerate(tmp_path, "small", tmp_path / "LATEST.md", readme)
+
+
+def test_a_timing_check_with_fewer_reps_cannot_overwrite_the_presets_results(capsys):
+    from benchmarks.__main__ import main
+
+    assert main(["--preset", "small", "--reps", "1", "--only", "cli_latency"]) == 2
+    assert "--reps needs --results DIR" in capsys.readouterr().err
