@@ -15,17 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ftkit.errors import RegistryError
-
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from ftkit.hashing import file_sha256, iter_chunks
 
 
 class ArtifactStore:
@@ -40,16 +30,14 @@ class ArtifactStore:
         return f"objects/sha256/{sha256[:2]}/{sha256[2:]}"
 
     def path_for(self, sha256: str) -> Path:
+        """Where a digest lives on disk."""
         return self.root / "sha256" / sha256[:2] / sha256[2:]
-
-    def has(self, sha256: str) -> bool:
-        return self.path_for(sha256).is_file()
 
     def put(self, source: Path) -> tuple[str, int, bool]:
         """Store one file; return (sha256, size, newly_stored)."""
         source = Path(source)
         try:
-            digest = sha256_file(source)
+            digest = file_sha256(source)
             size = source.stat().st_size
         except OSError as error:
             raise RegistryError(f"cannot read output file {source}: {error.strerror or error}") from error
@@ -68,8 +56,8 @@ class ArtifactStore:
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
         try:
             copied = hashlib.sha256()
-            with open(source, "rb") as reader, os.fdopen(fd, "wb") as writer:
-                for chunk in iter(lambda: reader.read(_CHUNK), b""):
+            with os.fdopen(fd, "wb") as writer:
+                for chunk in iter_chunks(source):
                     copied.update(chunk)
                     writer.write(chunk)
             if copied.hexdigest() != digest:
@@ -102,4 +90,4 @@ class ArtifactStore:
     def verify(self, sha256: str) -> bool:
         """True when the stored file exists and still hashes to its name."""
         path = self.path_for(sha256)
-        return path.is_file() and sha256_file(path) == sha256
+        return path.is_file() and file_sha256(path) == sha256

@@ -152,9 +152,6 @@ def _relative(delta: float, base: float) -> float | None:
     return 100.0 * delta / abs(base)
 
 
-PACKAGE_KEYS = ("packages",)
-
-
 def provenance_warnings(a: dict, b: dict) -> list[str]:
     """Human warnings when two loaded runs differ in base model, data fingerprints, package versions or code."""
     warnings = []
