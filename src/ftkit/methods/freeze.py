@@ -86,9 +86,9 @@ class FreezeMethod(FullMethod):
         for wanted_name in wanted:
             matches = [m for n, m in modules.items() if n == wanted_name or n.endswith("." + wanted_name)]
             if not matches:
-                import difflib
+                from ftkit.suggest import did_you_mean
 
-                close = difflib.get_close_matches(wanted_name, list(modules), n=3)
+                close = did_you_mean(wanted_name, modules, n=3)
                 raise MethodError(
                     f"freeze: no module named `{wanted_name}` in this model",
                     hint=f"closest names: {', '.join(close)}"

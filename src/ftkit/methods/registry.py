@@ -77,9 +77,9 @@ def get_method(name: str) -> Method:
                 f"entry point `{third_party.value}` for `{name}` is not an ftkit Method subclass"
             )
         return method_class()
-    import difflib
+    from ftkit.suggest import did_you_mean
 
-    close = difflib.get_close_matches(name, method_names(), n=1)
+    close = did_you_mean(name, method_names())
     raise MethodError(
         f"unknown method `{name}`" + (f"; did you mean `{close[0]}`?" if close else ""),
         hint=f"valid methods: {', '.join(method_names())} (see `ftkit methods`)",

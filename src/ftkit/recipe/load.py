@@ -6,7 +6,6 @@ Each problem reads `FILE:LINE: KEY: message` so users can jump straight to it. R
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 from ftkit.errors import FtkitError, RecipeError
 from ftkit.methods.base import MethodOptions
 from ftkit.recipe.schema import Recipe, known_keys
+from ftkit.suggest import did_you_mean
 
 _FLOAT_PATTERN = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 _HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -152,7 +152,7 @@ class _Problems:
 
 def closest_key(name: str, valid_keys: list[str]) -> str | None:
     """The valid key a typo most likely meant: spelling first, then abbreviations (`rank` -> `r`)."""
-    close = difflib.get_close_matches(name, valid_keys, n=1, cutoff=0.5)
+    close = did_you_mean(name, valid_keys)
     if close:
         return close[0]
     prefixed = [key for key in valid_keys if name.startswith(key) or key.startswith(name)]

@@ -10,13 +10,13 @@ RegistryError (exit 2) listing the candidates.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 import secrets
 from datetime import datetime, timezone
 
 from ftkit.errors import RegistryError, UsageError
+from ftkit.suggest import did_you_mean
 
 RUN_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
@@ -152,7 +152,7 @@ def resolve_reference(ref: str, runs: list[dict], tags: dict[str, str]) -> str:
             problems=_listing(sorted(matches, key=lambda r: r["id"], reverse=True)),
         )
     pool = list(by_id) + [run.get("name") for run in runs if run.get("name")] + list(tags)
-    close = difflib.get_close_matches(ref, pool, n=5, cutoff=0.6)
+    close = did_you_mean(ref, pool, n=5)
     raise RegistryError(
         f"no run matches {ref!r}",
         hint="`ftkit runs --all` lists every run" + (f"; did you mean: {', '.join(close)}?" if close else ""),
