@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ftkit.errors import DataError
+from ftkit.hub_ids import is_hub_dataset_id
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
@@ -49,14 +50,6 @@ class RowProblem:
             "key": self.key,
             "message": self.message,
         }
-
-
-def is_hub_dataset_id(value: str) -> bool:
-    """`owner/name` with no file suffix: a Hugging Face Hub dataset id rather than a local path."""
-    return bool(_HUB_ID.match(value)) and not Path(value).suffix
-
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def data_source(value: str, base_dir: Path) -> Path | str:

@@ -15,12 +15,12 @@ import yaml
 from pydantic import ValidationError
 
 from ftkit.errors import FtkitError, RecipeError
+from ftkit.hub_ids import is_hub_dataset_id, is_hub_model_id
 from ftkit.methods.base import MethodOptions
 from ftkit.recipe.schema import Recipe, known_keys
 from ftkit.suggest import did_you_mean
 
 _FLOAT_PATTERN = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
-_HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 class RecipeLoader(yaml.SafeLoader):
@@ -272,7 +272,7 @@ def _check_paths(recipe: Recipe, base_dir: Path, problems: _Problems) -> None:
         value = getattr(recipe.data, key)
         if value is None:
             continue
-        if not resolve(value).exists() and not _looks_like_hub_dataset(value):
+        if not resolve(value).exists() and not is_hub_dataset_id(value):
             problems.add(("data", key), f"file not found: {resolve(value)}")
 
     model = recipe.model
@@ -288,9 +288,5 @@ def _check_paths(recipe: Recipe, base_dir: Path, problems: _Problems) -> None:
             problems.add(
                 ("model",), f"{model_path} has no config.json, so it is not a transformers model folder"
             )
-    elif not _HUB_ID_PATTERN.match(model):
+    elif not is_hub_model_id(model):
         problems.add(("model",), "not a hub id (owner/name), a local folder or a .gguf file")
-
-
-def _looks_like_hub_dataset(value: str) -> bool:
-    return bool(_HUB_ID_PATTERN.match(value)) and "/" in value and not Path(value).suffix
