@@ -1,28 +1,145 @@
 """The Typer application and the process entry point.
 
-Each command lives in its own module with a `register(app)` function. `main()` maps FtkitError to a message, a hint
-and an exit code; a traceback reaches the user only with FTKIT_DEBUG=1. Importing this module must stay cheap:
-no torch, transformers or datasets at module level anywhere under `ftkit.cli`.
+Each command lives in its own module with a `register(app)` function. The root group imports a command's module
+only when that command runs (or its help is asked for); `ftkit --help` lists commands from the static COMMANDS
+table. `main()` maps FtkitError to a message, a hint and an exit code; a traceback reaches the user only with
+FTKIT_DEBUG=1. Importing this module must stay cheap: no torch, transformers, datasets or pydantic at module level
+anywhere under `ftkit.cli`.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator, MutableMapping
+from typing import Any, NamedTuple
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ftkit import __version__
-from ftkit.cli._output import Output
 from ftkit.errors import ExitCode, FtkitError
 
 # Typer vendors its own click; find its exception base class without importing private modules.
 _CLICK_EXCEPTION = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
 
 
+class CommandEntry(NamedTuple):
+    """Where a top-level command lives and the first sentence of its help, as `ftkit --help` lists it."""
+
+    module: str
+    help: str
+
+
+# The command list `ftkit --help` prints without importing any command module, in display order. Each module
+# exposes register(app); tests/cli/test_startup.py checks this table against the commands the modules register.
+COMMANDS: dict[str, CommandEntry] = {
+    "validate": CommandEntry(
+        "ftkit.cli.validate", "Check a recipe without loading any model; exit 2 with every problem located."
+    ),
+    "run": CommandEntry("ftkit.cli.run", "Fine-tune a model from a recipe and record the run."),
+    "runs": CommandEntry(
+        "ftkit.cli.runs",
+        "List recorded runs, newest first; failed and interrupted runs are hidden unless --all.",
+    ),
+    "show": CommandEntry(
+        "ftkit.cli.show",
+        "Show one run: status, recipe facts, metrics, data, environment, artifacts and lineage.",
+    ),
+    "log": CommandEntry(
+        "ftkit.cli.log",
+        "Show the history of runs, newest first, with what changed from each run to the next.",
+    ),
+    "diff": CommandEntry(
+        "ftkit.cli.diff",
+        "Compare two runs: changed config keys, metrics side by side with deltas, provenance differences.",
+    ),
+    "tag": CommandEntry("ftkit.cli.tag", "Tag a run; an existing tag of that name moves to this run."),
+    "untag": CommandEntry("ftkit.cli.tag", "Remove a tag (the run itself stays)."),
+    "checkout": CommandEntry(
+        "ftkit.cli.checkout",
+        "Write the recipe of a run (as written, with its --set overrides; or --resolved) to edit and run again.",
+    ),
+    "rerun": CommandEntry(
+        "ftkit.cli.rerun",
+        "Run again from a recorded run's resolved recipe (with --set changes); the new run records it as parent.",
+    ),
+    "data": CommandEntry("ftkit.cli.data", "Check data files before training."),
+    "registry": CommandEntry(
+        "ftkit.cli.registry_cmd", "Share the run registry through a git remote (push, pull, remote)."
+    ),
+    "methods": CommandEntry(
+        "ftkit.cli.methods", "List fine-tuning methods; `ftkit methods show NAME` prints a method's options."
+    ),
+}
+
+
+def load_commands(module_name: str) -> dict[str, Any]:
+    """Import one command module and return the click commands its register(app) adds, by name."""
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False, pretty_exceptions_enable=False)
+    importlib.import_module(module_name).register(holder)
+    return dict(typer.main.get_group(holder).commands)
+
+
+class _LazyCommands(MutableMapping):
+    """The root group's command mapping: names come from COMMANDS, a command's module is imported on lookup."""
+
+    def __init__(self, added: dict[str, Any] | None = None) -> None:
+        self._loaded: dict[str, Any] = dict(added or {})
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._loaded.update(load_commands(COMMANDS[name].module))
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from COMMANDS
+        yield from (name for name in self._loaded if name not in COMMANDS)
+
+    def __len__(self) -> int:
+        return len(set(COMMANDS) | set(self._loaded))
+
+
+def _report(message: str, hint: str | None = None, problems: list[str] | None = None) -> None:
+    # rich loads only when there is something to report.
+    from ftkit.cli._output import Output
+
+    Output().error(message, hint, problems)
+
+
 class _FtkitGroup(TyperGroup):
-    """Turns ftkit's errors into messages and exit codes for every command, under `main()` and test runners alike."""
+    """Loads commands on demand, and turns ftkit's errors into messages and exit codes for every command, under
+    `main()` and test runners alike."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands = _LazyCommands(self.commands)
+
+    def get_help_option(self, ctx):  # noqa: ANN001 - click's signature
+        option = super().get_help_option(ctx)
+        # An absent --help defaults to None, which Typer coerces through pydantic (~70 ms of imports) on every
+        # subcommand call; False is a bool and skips that.
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+    def format_commands(self, ctx, formatter):  # noqa: ANN001 - click's signature
+        """List commands from COMMANDS (shortened as click would) without importing their modules."""
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, TyperCommand(name=name, help=entry.help).get_short_help_str(limit))
+            for name, entry in COMMANDS.items()
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx):  # noqa: ANN001 - click's signature
         debug = os.environ.get("FTKIT_DEBUG") == "1"
@@ -31,17 +148,17 @@ class _FtkitGroup(TyperGroup):
         except FtkitError as error:
             if debug:
                 raise
-            Output().error(error.message, error.hint, error.problems)
+            _report(error.message, error.hint, error.problems)
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt:
-            Output().error("interrupted by the user")
+            _report("interrupted by the user")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except (typer.Exit, typer.Abort, _CLICK_EXCEPTION):
             raise
         except Exception as error:
             if debug:
                 raise
-            Output().error(
+            _report(
                 f"unexpected internal error: {type(error).__name__}: {error}",
                 hint="re-run with FTKIT_DEBUG=1 for the full traceback, and report it if it persists",
             )
@@ -59,22 +176,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# One module per command or command group; each exposes register(app).
-COMMAND_MODULES = (
-    "ftkit.cli.validate",
-    "ftkit.cli.run",
-    "ftkit.cli.data",
-    "ftkit.cli.runs",
-    "ftkit.cli.show",
-    "ftkit.cli.log",
-    "ftkit.cli.diff",
-    "ftkit.cli.tag",
-    "ftkit.cli.checkout",
-    "ftkit.cli.rerun",
-    "ftkit.cli.registry_cmd",
-    "ftkit.cli.methods",
-)
-
 
 def _version_callback(value: bool) -> None:
     if value:
@@ -89,10 +190,6 @@ def _root(
     ),
 ) -> None:
     """Fine-tune models you own from a YAML recipe, with every run versioned in a git registry."""
-
-
-for _module_name in COMMAND_MODULES:
-    importlib.import_module(_module_name).register(app)
 
 
 def main() -> None:

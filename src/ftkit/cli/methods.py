@@ -11,7 +11,6 @@ import typing
 from typing import Any
 
 import typer
-from pydantic_core import PydanticUndefined
 from rich.markup import escape
 
 from ftkit.cli._output import Output
@@ -70,6 +69,9 @@ def type_name(annotation: Any) -> str:
 
 
 def method_options(method: Any) -> list[dict[str, Any]]:
+    # Imported here, not at module level, so that `ftkit methods --help` stays fast.
+    from pydantic_core import PydanticUndefined
+
     options = []
     for name, field in method.options_model.model_fields.items():
         required = field.is_required()
