@@ -34,6 +34,15 @@ CONVERSATION = {
 }
 
 
+def test_ignore_index_is_the_label_torch_cross_entropy_skips():
+    import torch
+
+    assert torch.nn.CrossEntropyLoss().ignore_index == IGNORE_INDEX
+    logits, labels = torch.tensor([[2.0, 0.0], [0.0, 5.0]]), torch.tensor([0, IGNORE_INDEX])
+    only_first = torch.nn.functional.cross_entropy(logits[:1], labels[:1])
+    assert torch.nn.functional.cross_entropy(logits, labels).item() == pytest.approx(only_first.item())
+
+
 def test_only_assistant_replies_and_their_end_token_carry_loss(tiny_tokenizer):
     rendered = render_example(CONVERSATION, tiny_tokenizer, max_seq_len=512)
     end = tiny_tokenizer.convert_tokens_to_ids("<|im_end|>")

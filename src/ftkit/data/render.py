@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # the label PyTorch's cross-entropy (and so every trainer) skips: no loss on this token
 
 # Used when a tokenizer has none (base models, tiny test tokenizers); ChatML, as SmolLM2 and Qwen use.
 DEFAULT_CHAT_TEMPLATE = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-IGNORE_INDEX = -100
+from ftkit.data.render import IGNORE_INDEX
 
 
 def _batches(items: list[Any], size: int):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftkit.data.render import IGNORE_INDEX
+
 NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})  # x86 flags; `bf16` in Arm's Features
 MIN_PARAMETERS = 1_000_000  # below this, bf16 autocast measured slower than fp32 on an AMX CPU
 TOLERANCE = 1e-2  # relative difference allowed between the fp32 and bf16 loss of the first batches
@@ -94,7 +96,7 @@ def _batch(rows: list[dict[str, Any]], pad_id: int, device: Any) -> dict[str, An
     input_ids = [row["input_ids"] + [pad_id] * (width - len(row["input_ids"])) for row in rows]
     mask = [[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"])) for row in rows]
     if isinstance(rows[0]["labels"], list):  # causal LM: a label per token, -100 where no loss
-        labels: Any = [row["labels"] + [-100] * (width - len(row["labels"])) for row in rows]
+        labels: Any = [row["labels"] + [IGNORE_INDEX] * (width - len(row["labels"])) for row in rows]
     else:  # classification: one class index per row
         labels = [row["labels"] for row in rows]
     return {
