@@ -64,17 +64,10 @@ def _labels(output_dir: Path) -> list[str] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _dtype(resolved: dict[str, Any], method: Method) -> Any:
-    import torch
-
-    precision = (resolved.get("training") or {}).get("precision")
-    return torch.bfloat16 if precision == "bf16" and method.is_adapter else torch.float32
-
-
 def load_base_model(output_dir: str | Path, *, full_precision: bool = False, device: str = "cpu") -> Any:
     """The base model a run trained on, loaded as the method loads it (QLoRA: 4-bit), or in full precision
     (`full_precision=True`, the base an adapter is merged into)."""
-    from ftkit.train.model_loading import load_model, load_tokenizer, model_skeleton
+    from ftkit.train.model_loading import load_dtype, load_model, load_tokenizer, model_skeleton
 
     output_dir = Path(output_dir)
     resolved = read_resolved(output_dir)
@@ -89,7 +82,8 @@ def load_base_model(output_dir: str | Path, *, full_precision: bool = False, dev
         )
     # A decoder classifier pools the last token that is not the pad: use the pad the run's tokenizer batches with.
     pad_token_id = load_tokenizer(str(output_dir), output_dir).pad_token_id if labels else None
-    return load_model(model, output_dir, task, _dtype(resolved, method), kwargs, labels, pad_token_id)
+    dtype = load_dtype((resolved.get("training") or {}).get("precision"), method.is_adapter)
+    return load_model(model, output_dir, task, dtype, kwargs, labels, pad_token_id)
 
 
 def load_trained_model(

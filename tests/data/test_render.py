@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -102,15 +101,23 @@ def test_truncation_keeps_the_mask_aligned_and_counts_what_is_cut(tiny_tokenizer
 def test_the_chat_template_used_in_training_is_saved_with_the_model(tmp_path, tiny_tokenizer):
     from transformers import AutoTokenizer
 
-    from ftkit.train.runner import _Run
+    from ftkit.methods.base import Method
+    from ftkit.train.runner import save_output
+
+    class NoWeights(Method):  # the tokenizer is under test; a real method would also write weights
+        name = "no-weights"
+        description = "saves nothing"
+
+        def save(self, model, output_dir):
+            pass
 
     tokenizer = AutoTokenizer.from_pretrained(_save(tiny_tokenizer, tmp_path / "base"))
     tokenizer.chat_template = None  # a base model's tokenizer: ftkit adds its default template
     assert ensure_chat_template(tokenizer) is True
-    fake = SimpleNamespace(method=SimpleNamespace(save=lambda model, out: None), output_dir=tmp_path / "out")
-    fake.output_dir.mkdir()
-    _Run.save(fake, None, tokenizer, {"model": "tiny"}, None)
-    reloaded = AutoTokenizer.from_pretrained(fake.output_dir)
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    save_output(NoWeights(), None, tokenizer, output_dir, {"model": "tiny"}, None)
+    reloaded = AutoTokenizer.from_pretrained(output_dir)
     assert reloaded.chat_template == DEFAULT_CHAT_TEMPLATE
     messages = CONVERSATION["messages"][:3]
     assert reloaded.apply_chat_template(messages, tokenize=False) == tokenizer.apply_chat_template(
@@ -123,9 +130,9 @@ def _save(tokenizer, directory: Path) -> Path:
     return directory
 
 
-def test_runner_counts_truncated_rows_like_the_checker(tmp_path, tiny_tokenizer):
+def test_encoding_counts_truncated_rows_like_the_checker(tmp_path, tiny_tokenizer):
     from ftkit.data.dataset import RunData
-    from ftkit.train.runner import _Run
+    from ftkit.data.encode import encode_rows
 
     long_reply = {
         "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "the red fox " * 20}]
@@ -136,23 +143,20 @@ def test_runner_counts_truncated_rows_like_the_checker(tmp_path, tiny_tokenizer)
     short = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     path = write_lines(tmp_path / "train.jsonl", [short, long_reply, dropped])
     report = check_file(path, tokenizer=tiny_tokenizer, max_seq_len=32)
-    events: list[tuple[str, str]] = []
-    fake = SimpleNamespace(
-        recipe=SimpleNamespace(
-            training=SimpleNamespace(max_seq_len=32), data=SimpleNamespace(train_on="completion")
-        ),
-        metrics={},
-        event=lambda kind, message, **_: events.append((kind, message)),
-    )
     data = RunData("chat", "test", report.examples, [])
-    train, _ = _Run.render(fake, data, tiny_tokenizer, None)
-    assert len(train) == 2
-    assert fake.metrics["data.truncated_rows"] == 1  # the long reply, cut but still trained
-    assert fake.metrics["data.dropped_rows"] == 1  # the long prompt: nothing trainable left
+    encoded = encode_rows(data, tiny_tokenizer, max_seq_len=32, train_on="completion")
+    assert len(encoded.train) == 2
+    metrics = encoded.metrics()
+    assert metrics["data.truncated_rows"] == 1  # the long reply, cut but still trained
+    assert metrics["data.dropped_rows"] == 1  # the long prompt: nothing trainable left
+    assert metrics["data.train_rows"] == 2 and metrics["data.eval_rows"] == 0
     long_cut = render_example(long_reply, tiny_tokenizer, 10_000)
-    assert fake.metrics["data.truncated_tokens"] == len(long_cut.input_ids) - 32
+    assert metrics["data.truncated_tokens"] == len(long_cut.input_ids) - 32
     assert report.stats["truncated_rows"] == 2 and report.stats["dropped_rows"] == 1
-    assert any("truncated" in message for kind, message in events if kind == "warning")
+    assert encoded.warnings == [
+        f"1 train rows longer than max_seq_len=32 were truncated ({len(long_cut.input_ids) - 32} tokens lost)",
+        "1 train rows had no trainable tokens after truncation and were dropped",
+    ]
 
 
 def test_deterministic_split_by_seed():

@@ -28,14 +28,16 @@ def _logits(model, ids):
 
 def _eval_rows(run, tokenizer):
     """The eval rows exactly as the runner scored them."""
+    from ftkit.data.encode import encode_rows
     from ftkit.recipe.load import load_recipe
-    from ftkit.train.callbacks import SilentReporter
-    from ftkit.train.runner import _Run
+    from ftkit.train.runner import load_recipe_data
 
     loaded = load_recipe(run.recipe)
-    runner = _Run(loaded, "eval-only", "eval-only", SilentReporter())
-    data = runner.load_data()
-    return runner.render(data, tokenizer, None)[1]
+    training, data = loaded.recipe.training, loaded.recipe.data
+    encoded = encode_rows(
+        load_recipe_data(loaded), tokenizer, max_seq_len=training.max_seq_len, train_on=data.train_on
+    )
+    return encoded.eval
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from ftkit.compat import disable_checkpointing
 from ftkit.methods.base import Method, MethodOptions, TrainingAdjustments
 from ftkit.methods.lora import task_type
 
@@ -98,12 +99,7 @@ class PrefixMethod(Method):
     def prepare(self, model: Any, options: PrefixOptions, task: str) -> Any:
         from peft import PrefixTuningConfig, get_peft_model
 
-        # transformers 5 renamed gradient checkpointing to activation checkpointing; use whichever exists
-        if hasattr(type(model), "is_activation_checkpointing"):
-            if model.is_activation_checkpointing:
-                model.activation_checkpointing_disable()
-        elif getattr(model, "is_gradient_checkpointing", False):
-            model.gradient_checkpointing_disable()
+        disable_checkpointing(model)
         config = PrefixTuningConfig(
             task_type=task_type(task),
             num_virtual_tokens=options.num_virtual_tokens,

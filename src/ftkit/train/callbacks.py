@@ -1,12 +1,18 @@
-"""Trainer callbacks: progress reporting, per-step history, and a graceful stop on Ctrl-C."""
+"""Trainer callbacks: progress reporting, per-step history, and a graceful stop on Ctrl-C.
+
+The callback logic lives in plain classes so that importing this module (the CLI does, for `Reporter`) loads no
+transformers; `trainer_callback(kind, ...)` makes an instance that is also a transformers `TrainerCallback`,
+importing transformers only then.
+"""
 
 from __future__ import annotations
 
+import functools
 import signal
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from transformers import TrainerCallback
+T = TypeVar("T")
 
 
 class Reporter(Protocol):
@@ -40,8 +46,23 @@ class SilentReporter:
         pass
 
 
-class ProgressCallback(TrainerCallback):
-    """Feeds step, loss, learning rate and tokens/s to a Reporter and keeps the per-step history."""
+def trainer_callback(kind: type[T], *args: Any) -> T:
+    """`kind(*args)` as a transformers `TrainerCallback` too (every event it does not handle is a no-op), so a
+    Trainer accepts it and the caller still reads its state as a `kind`."""
+    return _with_trainer_callback_base(kind)(*args)
+
+
+@functools.cache
+def _with_trainer_callback_base(kind: type) -> type:
+    from transformers import TrainerCallback
+
+    namespace = {"__module__": kind.__module__, "__doc__": kind.__doc__, "__qualname__": kind.__qualname__}
+    return type(kind.__name__, (kind, TrainerCallback), namespace)
+
+
+class ProgressTracker:
+    """Feeds step, loss, learning rate and tokens/s to a Reporter and keeps the per-step history.
+    (Not transformers' ProgressCallback, the tqdm bar ftkit removes from every Trainer.)"""
 
     def __init__(self, reporter: Reporter):
         self.reporter = reporter
@@ -73,7 +94,7 @@ class ProgressCallback(TrainerCallback):
         self.reporter.progress_end()
 
 
-class GracefulStop(TrainerCallback):
+class GracefulStop:
     """First Ctrl-C: finish the current step, then stop so the run can save what it has. Second: abort."""
 
     def __init__(self, reporter: Reporter):

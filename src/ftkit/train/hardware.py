@@ -7,6 +7,8 @@ changes numerics, so ftkit always sets both itself.
 from __future__ import annotations
 
 import os
+import resource
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +37,15 @@ class TrainingPlan:
     padding_free: bool
     notes: list[str]
 
+    def decided(self) -> dict[str, Any]:
+        """The training settings this plan fixed, under their recipe keys (for the resolved recipe)."""
+        return {
+            "precision": self.precision,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "device": self.device,
+            "padding_free": self.padding_free,
+        }
+
 
 def detect_hardware() -> Hardware:
     import platform
@@ -55,6 +66,16 @@ def detect_hardware() -> Hardware:
 
     name = platform.processor() or platform.machine()
     return Hardware("cpu", name, 1, os.cpu_count() or 1, bool(native_bf16()))
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak GPU memory on CUDA, else the process's peak resident set size."""
+    if device == "cuda":
+        import torch
+
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def plan_training(

@@ -42,6 +42,14 @@ def model_class(task: str) -> Any:
     return AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
 
 
+def load_dtype(precision: str | None, is_adapter: bool) -> Any:
+    """The dtype the base model loads in: bf16 only when the recipe asks for it and the method trains an adapter
+    on top (full and freeze keep fp32 master weights; bf16 autocast, if chosen, happens in the trainer)."""
+    import torch
+
+    return torch.bfloat16 if precision == "bf16" and is_adapter else torch.float32
+
+
 def load_model(
     model: str,
     base_dir: Path,
