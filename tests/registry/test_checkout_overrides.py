@@ -101,11 +101,11 @@ def test_rerun_original_starts_from_the_recipe_with_its_overrides(cli, add_run, 
     run_id = add_overridden_run(add_run, project, ["training.learning_rate=5e-4"])
     seen = {}
 
-    def fake_execute_run(recipe_path, overrides, **kwargs):
+    def fake_run_and_record(recipe_path, overrides, **kwargs):
         seen.update(text=Path(recipe_path).read_text(), folder=Path(recipe_path).parent, overrides=overrides)
         return 0
 
-    monkeypatch.setattr(run_module, "execute_run", fake_execute_run)
+    monkeypatch.setattr(run_module, "run_and_record", fake_run_and_record)
     here = tmp_path / "here"
     here.mkdir()
     monkeypatch.chdir(here)

@@ -187,16 +187,14 @@ def test_checkout_writes_recipe_and_refuses_overwrite(cli, add_run, tmp_path, mo
     assert printed.stdout.startswith("model: tiny-llama")
 
 
-def test_rerun_calls_execute_run_with_parent(cli, add_run, monkeypatch):
-    """Everything up to the run core: the rerun recipe, overrides and the parent handed to execute_run."""
+def test_rerun_calls_run_and_record_with_parent(cli, add_run, monkeypatch):
+    """Everything up to the run core: the rerun recipe, overrides and the parent handed to run_and_record."""
     import ftkit.cli.run as run_module
 
-    if not hasattr(run_module, "execute_run"):
-        pytest.skip("ftkit.cli.run.execute_run is not there yet")
     run_id = add_run(lr=3e-4)
     seen = {}
 
-    def fake_execute_run(recipe_path, overrides, *, json_mode, dry_run, parent, registry_path):
+    def fake_run_and_record(recipe_path, overrides, *, json_mode, dry_run, parent, registry_path):
         seen.update(
             recipe=yaml.safe_load(Path(recipe_path).read_text()),
             overrides=overrides,
@@ -206,7 +204,7 @@ def test_rerun_calls_execute_run_with_parent(cli, add_run, monkeypatch):
         )
         return 0
 
-    monkeypatch.setattr(run_module, "execute_run", fake_execute_run)
+    monkeypatch.setattr(run_module, "run_and_record", fake_run_and_record)
     result = cli("rerun", run_id, "--set", "training.learning_rate=1e-4", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     assert seen["parent"] == run_id and seen["dry_run"] and seen["json_mode"]

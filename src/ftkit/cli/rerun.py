@@ -62,7 +62,7 @@ def rerun_command(
     registry: Path | None = registry_option(),
 ) -> None:
     """Run again from a recorded run's resolved recipe (with --set changes); the new run records it as parent."""
-    from ftkit.cli.run import execute_run
+    from ftkit.cli.run import run_and_record
 
     out = Output(json_mode)
     # The recipe file lives here for the run, so relative paths given with --set are relative to this folder.
@@ -77,7 +77,7 @@ def rerun_command(
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         out.note(f"re-running {escape(run_id)}" + (f" with {escape(', '.join(set_))}" if set_ else ""))
-        code = execute_run(
+        code = run_and_record(
             recipe_path,
             list(set_),
             json_mode=json_mode,

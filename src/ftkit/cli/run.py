@@ -34,14 +34,14 @@ def run_command(
     ),
 ) -> None:
     """Fine-tune a model from a recipe and record the run."""
-    code = execute_run(
+    code = run_and_record(
         recipe, set_, json_mode=json_mode, dry_run=dry_run, parent=None, registry_path=registry
     )
     if code:
         raise typer.Exit(code)
 
 
-def execute_run(
+def run_and_record(
     recipe_path: Path,
     overrides: list[str],
     *,
@@ -50,7 +50,8 @@ def execute_run(
     parent: str | None,
     registry_path: Path | None,
 ) -> int:
-    """Run a recipe file (also used by `ftkit rerun`). Returns the exit code."""
+    """Run a recipe file and commit the run to the registry (also used by `ftkit rerun`); print the summary.
+    Returns the exit code. The run itself is `ftkit.train.runner.execute_run`."""
     from ftkit.recipe.load import load_recipe
 
     output = Output(json_mode)
@@ -61,13 +62,13 @@ def execute_run(
     from ftkit.cli._progress import TerminalReporter
     from ftkit.registry.environment import collect_environment
     from ftkit.registry.store import RunRecord, RunRegistry
-    from ftkit.train.runner import execute_run as train
+    from ftkit.train.runner import execute_run
 
     registry = RunRegistry.open(registry_path)
     run_id = registry.new_run_id()
     name = loaded.recipe.name or registry.new_run_name(run_id)
     output.note(f"[bold]run {run_id}[/bold] ({name}): {loaded.recipe.method.name} on {loaded.recipe.model}")
-    result = train(loaded, run_id, name, TerminalReporter(output))
+    result = execute_run(loaded, run_id, name, TerminalReporter(output))
 
     record = RunRecord(
         run_id=run_id,
@@ -108,21 +109,13 @@ def execute_run(
 
 
 def _dry_run(loaded: LoadedRecipe, output: Output) -> int:
-    from ftkit.data.dataset import load_run_data
-    from ftkit.data.readers import data_source
     from ftkit.methods.registry import get_method
+    from ftkit.train.runner import load_recipe_data
 
     recipe = loaded.recipe
     method = get_method(recipe.method.name)
     method.check_requirements()
-    data = load_run_data(
-        data_source(recipe.data.train, loaded.base_dir),
-        data_source(recipe.data.eval, loaded.base_dir) if recipe.data.eval else None,
-        recipe.data.format,
-        recipe.data.columns,
-        recipe.data.eval_split,
-        recipe.training.seed,
-    )
+    data = load_recipe_data(loaded)
     plan = {
         "recipe": str(loaded.path),
         "model": recipe.model,
