@@ -60,11 +60,6 @@ class RegistryError(FtkitError):
     kind = "registry"
 
 
-class RunFailedError(FtkitError):
-    kind = "run-failed"
-    exit_code = ExitCode.RUN_FAILED
-
-
 class GateFailedError(FtkitError):
     kind = "gate-failed"
     exit_code = ExitCode.RUN_FAILED

@@ -28,13 +28,13 @@ def eval_loss_of(model, output_dir: Path) -> float:
     """Eval loss of a reloaded model over the run's own eval data, computed as ftkit computes it."""
     from transformers import AutoTokenizer
 
-    from ftkit.data.dataset import load_examples
+    from ftkit.data.dataset import load_checked
     from ftkit.data.render import render_example
     from ftkit.evaluation.metrics import causal_lm_loss
 
     resolved = yaml.safe_load((output_dir / "resolved.yaml").read_text())
     tokenizer = AutoTokenizer.from_pretrained(output_dir)
-    examples, _, _ = load_examples(Path(resolved["data"]["eval"]), resolved["data"]["format"], {})
+    examples = load_checked(Path(resolved["data"]["eval"]), resolved["data"]["format"], {}).examples
     rows = []
     for example in examples:
         rendered = render_example(example.data, tokenizer, resolved["training"]["max_seq_len"])

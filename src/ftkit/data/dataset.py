@@ -17,7 +17,6 @@ __all__ = [
     "RunData",
     "deterministic_split",
     "load_checked",
-    "load_examples",
     "load_run_data",
     "problem_lines",
     "split_by_content",
@@ -46,12 +45,6 @@ def problem_lines(problems: list[Any], limit: int | None = MAX_PROBLEMS_SHOWN) -
     if limit is not None and len(problems) > limit:
         shown.append(f"... and {len(problems) - limit} more")
     return shown
-
-
-def load_examples(path: Path | str, fmt: str, columns: dict[str, str]) -> tuple[list[Example], str, str]:
-    """Read one file into canonical examples. Returns (examples, format, reason); raises DataError on bad rows."""
-    report = load_checked(path, fmt, columns)
-    return report.examples, report.format, report.format_reason
 
 
 def load_checked(path: Path | str, fmt: str, columns: dict[str, str]) -> CheckReport:

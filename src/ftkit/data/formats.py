@@ -64,12 +64,6 @@ def rename_columns(record: dict[str, Any], columns: dict[str, str]) -> dict[str,
     return renamed
 
 
-def detect_format(records: list[dict[str, Any]], columns: dict[str, str] | None = None) -> tuple[str, str]:
-    """Guess the format from the first records' keys. Returns (format, reason shown to the user)."""
-    found = detect(records, columns)
-    return found.format, found.reason
-
-
 def _sample(records: list[Any], columns: dict[str, str]) -> list[dict[str, Any]]:
     return [rename_columns(r, columns) for r in records[:50] if isinstance(r, dict)]
 

@@ -20,8 +20,6 @@ from ftkit.methods.base import MethodOptions
 from ftkit.recipe.schema import Recipe, known_keys
 from ftkit.suggest import did_you_mean
 
-_FLOAT_PATTERN = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
-
 
 class RecipeLoader(yaml.SafeLoader):
     """SafeLoader that also reads `1e-4` as a float (YAML 1.1 wants a dot in the mantissa): how recipes are read."""

@@ -6,7 +6,7 @@ options model validates (see `ftkit.recipe.load`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,9 +53,6 @@ class MethodConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     name: str = Field("lora", description="Fine-tuning method; `ftkit methods` lists them.")
-
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
 
 class TrainingConfig(_Strict):
