@@ -142,18 +142,13 @@ class _NeedsMissing(Method):
     install_hint = "pip install ftkit-test-extra"
 
 
-def test_missing_requirement_is_listed_with_the_install_command():
-    registry.register_method(_NeedsMissing)
-    try:
-        result = runner.invoke(app, ["methods", "--json"])
-        item = {i["name"]: i for i in json.loads(result.stdout)}["needs-missing"]
-        assert item["ready"] is False
-        assert item["install"] == "pip install ftkit-test-extra"
-        assert item["requirements"] == [
-            {"module": "ftkit_test_module_that_does_not_exist", "installed": False}
-        ]
-    finally:
-        registry._registered.pop("needs-missing")
+def test_missing_requirement_is_listed_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(registry.BUILTIN_METHODS, "needs-missing", f"{__name__}:_NeedsMissing")
+    result = runner.invoke(app, ["methods", "--json"])
+    item = {i["name"]: i for i in json.loads(result.stdout)}["needs-missing"]
+    assert item["ready"] is False
+    assert item["install"] == "pip install ftkit-test-extra"
+    assert item["requirements"] == [{"module": "ftkit_test_module_that_does_not_exist", "installed": False}]
 
 
 def test_methods_commands_do_not_import_torch():

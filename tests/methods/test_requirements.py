@@ -54,22 +54,14 @@ class _RealMissing(Method):
     requires = ("ftkit_surely_not_installed_module",)
 
 
-def test_a_really_missing_module_stops_the_run_too(tmp_path, tiny_model_dir, method_data, no_model_loading):
-    registry.register_method(_RealMissing)
-    try:
-        recipe = method_recipe(tmp_path, tiny_model_dir, method_data, "full")
-        result = runner.invoke(
-            app,
-            [
-                "run",
-                str(recipe),
-                "--set",
-                "method.name=needs-real-missing",
-                "--registry",
-                str(tmp_path / "reg"),
-            ],
-        )
-        assert result.exit_code == 2, result.output
-        assert "pip install ftkit_surely_not_installed_module" in result.output
-    finally:
-        registry._registered.pop("needs-real-missing")
+def test_a_really_missing_module_stops_the_run_too(
+    tmp_path, tiny_model_dir, method_data, no_model_loading, monkeypatch
+):
+    monkeypatch.setitem(registry.BUILTIN_METHODS, "needs-real-missing", f"{__name__}:_RealMissing")
+    recipe = method_recipe(tmp_path, tiny_model_dir, method_data, "full")
+    result = runner.invoke(
+        app,
+        ["run", str(recipe), "--set", "method.name=needs-real-missing", "--registry", str(tmp_path / "reg")],
+    )
+    assert result.exit_code == 2, result.output
+    assert "pip install ftkit_surely_not_installed_module" in result.output

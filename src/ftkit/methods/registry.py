@@ -30,14 +30,6 @@ BUILTIN_METHODS: dict[str, str] = {
     "freeze": "ftkit.methods.freeze:FreezeMethod",
 }
 
-_registered: dict[str, type[Method]] = {}
-
-
-def register_method(method_class: type[Method]) -> type[Method]:
-    """Register a method class under its `name` (usable as a decorator)."""
-    _registered[method_class.name] = method_class
-    return method_class
-
 
 def _load(target: str) -> type[Method]:
     module_name, _, attribute = target.partition(":")
@@ -49,9 +41,9 @@ def _entry_point_targets() -> dict[str, object]:
 
 
 def method_names() -> list[str]:
-    """All known method names: built-ins first, then registered and third-party ones."""
+    """All known method names: built-ins first, then third-party ones."""
     names = list(BUILTIN_METHODS)
-    for name in [*_registered, *_entry_point_targets()]:
+    for name in _entry_point_targets():
         if name not in names:
             names.append(name)
     return names
@@ -59,8 +51,6 @@ def method_names() -> list[str]:
 
 def get_method(name: str) -> Method:
     """Return an instance of the method called `name`, or raise MethodError listing the valid names."""
-    if name in _registered:
-        return _registered[name]()
     if name in BUILTIN_METHODS:
         return _load(BUILTIN_METHODS[name])()
     third_party = _entry_point_targets().get(name)
