@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftkit.data.fingerprint import file_sha256
+from ftkit.data.fingerprint import fingerprint
 from ftkit.data.overlap import Overlap, find_overlap, group_duplicates
 from ftkit.data.validate import CheckReport, Example, check_file
 from ftkit.errors import DataError
@@ -122,12 +122,12 @@ def load_run_data(
     """Load train (and eval) data for a run, splitting eval off train when asked."""
     report = load_checked(train_path, fmt, columns)
     train, fmt, reason, warnings = report.examples, report.format, report.format_reason, report.warnings
-    files = {"train": _fingerprint(train_path, len(train))}
+    files = {"train": fingerprint(train_path, len(train))}
     split_note = None
     if eval_path is not None:
         eval_report = load_checked(eval_path, fmt, columns)
         evaluation, warnings = eval_report.examples, warnings + eval_report.warnings
-        files["eval"] = _fingerprint(eval_path, len(evaluation))
+        files["eval"] = fingerprint(eval_path, len(evaluation))
     else:
         fraction = eval_split if eval_split is not None else (0.1 if len(train) >= 20 else 0.0)
         if fraction > 0:
@@ -137,10 +137,3 @@ def load_run_data(
             split_note = "no eval data: fewer than 20 train rows and no data.eval or data.eval_split"
     overlap = find_overlap(train, evaluation) if evaluation else None
     return RunData(fmt, reason, train, evaluation, files, split_note, [str(w) for w in warnings], overlap)
-
-
-def _fingerprint(source: Path | str, rows: int) -> dict[str, Any]:
-    """Path, sha256 and row count of a local file or folder; a Hub dataset id has no local bytes to hash."""
-    if Path(source).exists():
-        return {"path": str(source), "sha256": file_sha256(source), "rows": rows}
-    return {"path": str(source), "sha256": None, "rows": rows, "source": "hub"}

@@ -1,20 +1,15 @@
-"""Fingerprints of data files: sha256 and row counts, recorded with every run."""
+"""Fingerprints of data files: path, sha256 and row count, recorded with every run."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+from typing import Any
+
+from ftkit.hashing import file_sha256
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, or of every file in a folder (sorted by relative path)."""
-    digest = hashlib.sha256()
-    target = Path(path)
-    files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
-    for file in files:
-        if target.is_dir():
-            digest.update(str(file.relative_to(target)).encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+def fingerprint(source: Path | str, rows: int) -> dict[str, Any]:
+    """Path, sha256 and row count of a local file or folder; a Hub dataset id has no local bytes to hash."""
+    if Path(source).exists():
+        return {"path": str(source), "sha256": file_sha256(source), "rows": rows}
+    return {"path": str(source), "sha256": None, "rows": rows, "source": "hub"}
