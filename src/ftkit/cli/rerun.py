@@ -32,12 +32,12 @@ def prepare_rerun(
     if original:
         text = recipe_as_written(loaded, folder or Path.cwd())[0] if loaded["recipe"].strip() else ""
     else:
-        from ftkit.registry import yamlish
+        from ftkit.registry import yamlio
 
         resolved = dict(loaded["resolved"])
         resolved.pop("name", None)  # the new run gets its own name
         text = (
-            yamlish.dump(resolved, header=f"rerun of {run_id} ({loaded['run'].get('name')})")
+            yamlio.dump(resolved, header=f"rerun of {run_id} ({loaded['run'].get('name')})")
             if resolved
             else ""
         )

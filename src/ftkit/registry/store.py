@@ -48,7 +48,7 @@ from typing import Any
 
 from ftkit.errors import RegistryError, UsageError
 from ftkit.registry import diff as diffing
-from ftkit.registry import refs, scrub, yamlish
+from ftkit.registry import refs, scrub, yamlio
 from ftkit.registry.artifacts import ArtifactStore
 from ftkit.registry.gitops import (
     MODE_BLOB,
@@ -371,7 +371,7 @@ class RunRegistry:
 
     def _render_files(self, record: RunRecord) -> tuple[dict[str, bytes], dict]:
         env_values = scrub.env_secret_values()
-        clean = lambda value: scrub.scrub_data(yamlish.normalize(value), env_values)  # noqa: E731
+        clean = lambda value: scrub.scrub_data(yamlio.normalize(value), env_values)  # noqa: E731
         metrics = clean(diffing.flatten(record.metrics or {}))
         headline = diffing.headline_metric(metrics)
         started, ended = _parse_time(record.started_at), _parse_time(record.ended_at)
@@ -404,7 +404,7 @@ class RunRegistry:
         files = {
             "run.json": _dumps(clean(run)),
             "recipe.yaml": scrub.scrub_yaml_text(record.recipe_text or "", env_values),
-            "resolved.yaml": yamlish.dump(
+            "resolved.yaml": yamlio.dump(
                 clean(record.resolved or {}), header=f"resolved recipe of run {record.run_id}"
             ),
             "metrics.json": _dumps(metrics),
@@ -694,7 +694,7 @@ class RunRegistry:
             return [json.loads(line) for line in text(name).splitlines() if line.strip()]
 
         try:
-            resolved = yamlish.load(text("resolved.yaml"))
+            resolved = yamlio.load(text("resolved.yaml"))
         except ValueError as error:
             raise RegistryError(f"run {run_id}: resolved.yaml cannot be read ({error})") from error
         loaded = {
