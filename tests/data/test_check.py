@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ftkit.data.validate import check_file, histogram
+from ftkit.data.check import check_file
 
 from .conftest import cli, write_lines
 
@@ -188,13 +188,6 @@ def test_statistics_histogram_estimate_and_preview_without_a_model(tmp_path):
     assert "Tokens per row" in human.stdout and "█" in human.stdout
     assert "Preview (line 1)" in human.stdout and "orange" in human.stdout
     assert "time per epoch" in human.stdout
-
-
-def test_histogram_bins_are_round_and_cover_every_row():
-    bins = histogram([3, 17, 250, 999])
-    assert bins[0]["from"] == 0 and bins[-1]["to"] >= 999
-    assert {b["to"] - b["from"] + 1 for b in bins} == {100}
-    assert sum(b["rows"] for b in bins) == 4
 
 
 def test_model_tokenizer_gives_exact_counts_and_a_token_preview(tmp_path, tiny_tokenizer, tiny_tokenizer_dir):

@@ -13,8 +13,8 @@ import math
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from ftkit.data.check import check_rows
 from ftkit.data.readers import Row, read_rows
-from ftkit.data.validate import check_rows
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 words = st.from_regex(r"[A-Za-z][A-Za-z ]{0,11}", fullmatch=True)  # never empty after strip

@@ -13,8 +13,8 @@ from collections import Counter
 
 import pytest
 
+from ftkit.data.check import check_file, check_rows
 from ftkit.data.readers import read_rows
-from ftkit.data.validate import check_file, check_rows
 
 from .conftest import cli, shared
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ftkit.data.check import check_file
 from ftkit.data.dataset import deterministic_split, load_run_data
 from ftkit.data.render import (
     DEFAULT_CHAT_TEMPLATE,
@@ -17,7 +18,6 @@ from ftkit.data.render import (
     render_example,
     render_text,
 )
-from ftkit.data.validate import check_file
 from ftkit.errors import DataError
 
 from .conftest import write_lines

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ftkit.cli.app import app
-from ftkit.data.validate import check_file
+from ftkit.data.check import check_file
 from ftkit.recipe.load import load_recipe
 from tests.methods.conftest import ALL_METHODS
 

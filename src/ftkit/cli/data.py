@@ -68,7 +68,8 @@ def check_command(
     json_mode: bool = typer.Option(False, "--json", help="Print every problem and statistic as JSON."),
 ) -> None:
     """Check a data file: located errors, warnings, token statistics and what the model trains on."""
-    from ftkit.data.validate import check_file, preview
+    from ftkit.data.check import check_file
+    from ftkit.data.preview import preview
 
     output = Output(json_mode)
     if train_on not in ("completion", "all"):

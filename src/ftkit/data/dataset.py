@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftkit.data.check import CheckReport, check_file
 from ftkit.data.fingerprint import fingerprint
+from ftkit.data.formats import Example
 from ftkit.data.overlap import Overlap, find_overlap, group_duplicates
-from ftkit.data.validate import CheckReport, Example, check_file
 from ftkit.errors import DataError
 
 __all__ = [

@@ -45,6 +45,15 @@ class RowError(ValueError):
 
 
 @dataclass
+class Example:
+    """A canonical example (see the shapes above) and where it came from: its file and 1-based line."""
+
+    source: str
+    line: int
+    data: dict[str, Any]
+
+
+@dataclass
 class Detection:
     """A format, why it was chosen, and the column mapping to use (the user's plus any found automatically)."""
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftkit.data.validate import Example
+from ftkit.data.formats import Example
 
 __all__ = ["MAX_MATCHES", "Overlap", "OverlapMatch", "content_key", "find_overlap", "group_duplicates"]
 

@@ -1,15 +1,14 @@
-"""The data checker: row errors with file and line, warnings, statistics and a loss-mask preview.
+"""The data checker: row errors with file and line, warnings and statistics for one data file.
 
-One checker serves `ftkit data check` and `ftkit run` (through `dataset.load_examples`), so a file that checks
+One checker serves `ftkit data check` and `ftkit run` (through `dataset.load_checked`), so a file that checks
 clean loads, and a file that does not is refused with the same located messages. `check_rows` never raises:
-whatever a row holds becomes a problem, not an exception. Nothing here imports torch; a tokenizer, when given,
-is used through its call interface only.
+whatever a row holds becomes a problem, not an exception. Token statistics come from `token_stats`, the
+loss-mask preview `ftkit data check` shows from `preview`. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from ftkit.data.formats import (
     FORMAT_FIELDS,
     Detection,
+    Example,
     RowError,
     auto_columns,
     detect,
@@ -25,32 +25,10 @@ from ftkit.data.formats import (
     rename_columns,
 )
 from ftkit.data.readers import Row, RowProblem, read_rows
-from ftkit.data.render import (
-    IGNORE_INDEX,
-    ensure_chat_template,
-    loss_mask_segments,
-    render_example,
-    render_text,
-)
+from ftkit.data.token_stats import DEFAULT_MAX_SEQ_LEN, token_stats
 
-DEFAULT_MAX_SEQ_LEN = 512  # the recipe's training.max_seq_len default
-CHARS_PER_TOKEN = 4  # the estimate used without a tokenizer (English text with a BPE tokenizer)
 SHORT_ROW_CHARS = 10  # fewer characters of content than this is "very short"
 IMBALANCE_RATIO = 5  # largest class at least this many times the smallest is "imbalanced"
-ASSUMED_TOKENS_PER_SEC = 2000
-TIME_ASSUMPTION = (
-    f"assumes ~{ASSUMED_TOKENS_PER_SEC:,} tokens/s (LoRA on a ~0.5B model, one recent GPU); bigger models, "
-    "full fine-tuning or a CPU are slower. `ftkit run` measures the real train.tokens_per_sec"
-)
-
-
-@dataclass
-class Example:
-    """A canonical example and where it came from."""
-
-    source: str
-    line: int
-    data: dict[str, Any]
 
 
 @dataclass
@@ -185,8 +163,20 @@ def check_rows(
     _content_warnings(report)
     if detection.format == "classification":
         _label_warnings(report)
+    max_len = max_seq_len or DEFAULT_MAX_SEQ_LEN
+    report.stats.update(
+        {
+            "rows": report.rows,
+            "valid_rows": len(report.examples),
+            "max_seq_len": max_len,
+            "train_on": train_on,
+        }
+    )
     try:
-        _token_stats(report, tokenizer, max_seq_len or DEFAULT_MAX_SEQ_LEN, train_on, tokens)
+        if tokens:
+            stats, token_problems = token_stats(path, report.examples, tokenizer, max_len, train_on)
+            report.stats.update(stats)
+            problems.extend(token_problems)
     except Exception as error:  # a tokenizer failing as a whole: report it, keep the rest of the check
         problems.append(
             RowProblem(path, 0, f"cannot count tokens: {type(error).__name__}: {error}", code="tokenizer")
@@ -316,171 +306,6 @@ def _label_warnings(report: CheckReport) -> None:
                     code="class-imbalance",
                 )
             )
-
-
-# -- tokens ----------------------------------------------------------------------------------------------------
-
-
-def _lengths(example: dict[str, Any], tokenizer: Any, max_len: int, train_on: str) -> tuple[int, int]:
-    """(tokens in the whole example, tokens carrying loss after truncation to max_len)."""
-    if tokenizer is None:
-        text, spans = render_text(example, train_on)
-        total = math.ceil(len(text) / CHARS_PER_TOKEN)
-        cutoff = max_len * CHARS_PER_TOKEN
-        kept = sum(max(0, min(end, cutoff) - start) for start, end in spans)
-        return total, math.ceil(kept / CHARS_PER_TOKEN)
-    if "label" in example:
-        total = len(tokenizer(example["text"], add_special_tokens=True)["input_ids"])
-        return total, min(total, max_len)
-    if "chosen" in example:
-        pairs = [
-            render_example(
-                {"prompt": example["prompt"], "completion": example[k]}, tokenizer, max_len, train_on
-            )
-            for k in ("chosen", "rejected")
-        ]
-        longest = max(pairs, key=lambda r: len(r.input_ids) + r.truncated_tokens)
-        return len(longest.input_ids) + longest.truncated_tokens, min(r.trained_tokens for r in pairs)
-    rendered = render_example(example, tokenizer, max_len, train_on)
-    return len(rendered.input_ids) + rendered.truncated_tokens, rendered.trained_tokens
-
-
-def _token_stats(report: CheckReport, tokenizer: Any, max_len: int, train_on: str, tokens: bool) -> None:
-    stats = report.stats
-    stats.update(
-        {
-            "rows": report.rows,
-            "valid_rows": len(report.examples),
-            "max_seq_len": max_len,
-            "train_on": train_on,
-        }
-    )
-    if not tokens or not report.examples:
-        return
-    template = None
-    if tokenizer is not None and any("messages" in e.data for e in report.examples[:1]):
-        template = (
-            "default ChatML (the tokenizer has none)" if ensure_chat_template(tokenizer) else "the model's"
-        )
-    lengths: list[int] = []
-    truncated_rows = truncated_tokens = dropped = trained_total = 0
-    for example in report.examples:
-        try:
-            total, trained = _lengths(example.data, tokenizer, max_len, train_on)
-        except Exception as error:  # e.g. a chat template that rejects this conversation's roles
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            report.problems.append(
-                RowProblem(
-                    report.path,
-                    example.line,
-                    f"the tokenizer or chat template cannot render this row: {type(error).__name__}: {first}",
-                    code="render-failed",
-                )
-            )
-            continue
-        lengths.append(total)
-        trained_total += trained
-        estimate = "" if tokenizer is not None else " (estimated)"
-        if total > max_len:
-            truncated_rows += 1
-            truncated_tokens += total - max_len
-            message = (
-                f"{total:,} tokens{estimate}, longer than max_seq_len={max_len}: "
-                f"{total - max_len:,} tokens would be truncated"
-            )
-            if trained == 0 and "label" not in example.data:
-                dropped += 1
-                message += ", leaving nothing to train on, so the row would be dropped"
-            report.problems.append(_warning(report, example, message, "too-long"))
-    if not lengths:
-        return
-    ordered = sorted(lengths)
-    per_epoch = sum(min(length, max_len) for length in lengths)
-    stats.update(
-        {
-            "tokens": sum(lengths),
-            "tokens_estimated": tokenizer is None,
-            "token_count": "the model's tokenizer"
-            if tokenizer is not None
-            else f"estimated as characters / {CHARS_PER_TOKEN} (pass --model for exact counts)",
-            "chat_template": template,
-            "trained_tokens": trained_total,
-            "length": {
-                "min": ordered[0],
-                "mean": round(sum(ordered) / len(ordered), 1),
-                "median": ordered[len(ordered) // 2],
-                "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
-                "max": ordered[-1],
-            },
-            "histogram": histogram(lengths),
-            "truncated_rows": truncated_rows,
-            "truncated_tokens": truncated_tokens,
-            "dropped_rows": dropped,
-            "tokens_per_epoch": per_epoch,
-            "time_per_epoch_s": round(per_epoch / ASSUMED_TOKENS_PER_SEC, 1),
-            "time_assumes": TIME_ASSUMPTION,
-        }
-    )
-
-
-def histogram(lengths: list[int], bins: int = 10) -> list[dict[str, int]]:
-    """Equal-width bins with a round width (1, 2 or 5 times a power of ten) covering 0..max."""
-    if not lengths:
-        return []
-    top = max(lengths)
-    raw = max(1.0, top / bins)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    width = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    width = int(max(1, width))
-    first = min(lengths) // width
-    counts = [0] * (top // width - first + 1)
-    for length in lengths:
-        counts[length // width - first] += 1
-    return [
-        {"from": (first + i) * width, "to": (first + i + 1) * width - 1, "rows": n}
-        for i, n in enumerate(counts)
-    ]
-
-
-# -- preview -----------------------------------------------------------------------------------------------------
-
-
-def preview(example: Example, tokenizer: Any, max_len: int, train_on: str) -> dict[str, Any]:
-    """One example as segments of text with whether each carries loss: what the model learns from."""
-    data = example.data
-    if "label" in data:
-        return {
-            "line": example.line,
-            "segments": [[data["text"], False]],
-            "note": f"classification: the model learns to predict the label {data['label']!r} from this text",
-        }
-    note = None
-    if "chosen" in data:
-        note = "preference: the chosen reply is shown; the rejected one is scored against it (DPO)"
-    if tokenizer is None:
-        text, spans = render_text(data, train_on)
-        segments, position = [], 0
-        for start, end in spans:
-            if start > position:
-                segments.append([text[position:start], False])
-            segments.append([text[start:end], True])
-            position = end
-        if position < len(text):
-            segments.append([text[position:], False])
-        return {"line": example.line, "segments": segments, "note": note, "by": "characters (no tokenizer)"}
-    if "chosen" in data:
-        data = {"prompt": data["prompt"], "completion": data["chosen"]}
-    rendered = render_example(data, tokenizer, max_len, train_on)
-    return {
-        "line": example.line,
-        "segments": [[text, trained] for text, trained in loss_mask_segments(rendered, tokenizer)],
-        "note": note,
-        "by": "tokens",
-        "trained_tokens": rendered.trained_tokens,
-        "tokens": len(rendered.input_ids),
-        "truncated_tokens": rendered.truncated_tokens,
-        "ignore_index": IGNORE_INDEX,
-    }
 
 
 def _finish(report: CheckReport) -> None:

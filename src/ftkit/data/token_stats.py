@@ -1,0 +1,143 @@
+"""Token statistics of checked examples: counts, lengths and their histogram, truncation, time per epoch.
+
+Counted with the model's tokenizer when there is one, through its call interface and the same rendering training
+uses (so truncation and trained tokens match a run); estimated from characters without one. No torch import.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ftkit.data.formats import Example
+from ftkit.data.readers import RowProblem
+from ftkit.data.render import ensure_chat_template, render_example, render_text
+
+DEFAULT_MAX_SEQ_LEN = 512  # the recipe's training.max_seq_len default
+CHARS_PER_TOKEN = 4  # the estimate used without a tokenizer (English text with a BPE tokenizer)
+ASSUMED_TOKENS_PER_SEC = 2000
+TIME_ASSUMPTION = (
+    f"assumes ~{ASSUMED_TOKENS_PER_SEC:,} tokens/s (LoRA on a ~0.5B model, one recent GPU); bigger models, "
+    "full fine-tuning or a CPU are slower. `ftkit run` measures the real train.tokens_per_sec"
+)
+
+
+def _lengths(example: dict[str, Any], tokenizer: Any, max_len: int, train_on: str) -> tuple[int, int]:
+    """(tokens in the whole example, tokens carrying loss after truncation to max_len)."""
+    if tokenizer is None:
+        text, spans = render_text(example, train_on)
+        total = math.ceil(len(text) / CHARS_PER_TOKEN)
+        cutoff = max_len * CHARS_PER_TOKEN
+        kept = sum(max(0, min(end, cutoff) - start) for start, end in spans)
+        return total, math.ceil(kept / CHARS_PER_TOKEN)
+    if "label" in example:
+        total = len(tokenizer(example["text"], add_special_tokens=True)["input_ids"])
+        return total, min(total, max_len)
+    if "chosen" in example:
+        pairs = [
+            render_example(
+                {"prompt": example["prompt"], "completion": example[k]}, tokenizer, max_len, train_on
+            )
+            for k in ("chosen", "rejected")
+        ]
+        longest = max(pairs, key=lambda r: len(r.input_ids) + r.truncated_tokens)
+        return len(longest.input_ids) + longest.truncated_tokens, min(r.trained_tokens for r in pairs)
+    rendered = render_example(example, tokenizer, max_len, train_on)
+    return len(rendered.input_ids) + rendered.truncated_tokens, rendered.trained_tokens
+
+
+def token_stats(
+    path: str, examples: list[Example], tokenizer: Any, max_len: int, train_on: str
+) -> tuple[dict[str, Any], list[RowProblem]]:
+    """Token counts, the length distribution and histogram, truncation and time per epoch over `examples`,
+    counted with `tokenizer` or estimated from characters without one; plus a located warning for each row
+    longer than `max_len` and an error for each row the tokenizer cannot render. No statistics (an empty dict)
+    when no row renders."""
+    stats: dict[str, Any] = {}
+    problems: list[RowProblem] = []
+    if not examples:
+        return stats, problems
+    template = None
+    if tokenizer is not None and any("messages" in e.data for e in examples[:1]):
+        template = (
+            "default ChatML (the tokenizer has none)" if ensure_chat_template(tokenizer) else "the model's"
+        )
+    lengths: list[int] = []
+    truncated_rows = truncated_tokens = dropped = trained_total = 0
+    for example in examples:
+        try:
+            total, trained = _lengths(example.data, tokenizer, max_len, train_on)
+        except Exception as error:  # e.g. a chat template that rejects this conversation's roles
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            problems.append(
+                RowProblem(
+                    path,
+                    example.line,
+                    f"the tokenizer or chat template cannot render this row: {type(error).__name__}: {first}",
+                    code="render-failed",
+                )
+            )
+            continue
+        lengths.append(total)
+        trained_total += trained
+        estimate = "" if tokenizer is not None else " (estimated)"
+        if total > max_len:
+            truncated_rows += 1
+            truncated_tokens += total - max_len
+            message = (
+                f"{total:,} tokens{estimate}, longer than max_seq_len={max_len}: "
+                f"{total - max_len:,} tokens would be truncated"
+            )
+            if trained == 0 and "label" not in example.data:
+                dropped += 1
+                message += ", leaving nothing to train on, so the row would be dropped"
+            problems.append(RowProblem(path, example.line, message, severity="warning", code="too-long"))
+    if not lengths:
+        return stats, problems
+    ordered = sorted(lengths)
+    per_epoch = sum(min(length, max_len) for length in lengths)
+    stats.update(
+        {
+            "tokens": sum(lengths),
+            "tokens_estimated": tokenizer is None,
+            "token_count": "the model's tokenizer"
+            if tokenizer is not None
+            else f"estimated as characters / {CHARS_PER_TOKEN} (pass --model for exact counts)",
+            "chat_template": template,
+            "trained_tokens": trained_total,
+            "length": {
+                "min": ordered[0],
+                "mean": round(sum(ordered) / len(ordered), 1),
+                "median": ordered[len(ordered) // 2],
+                "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
+                "max": ordered[-1],
+            },
+            "histogram": histogram(lengths),
+            "truncated_rows": truncated_rows,
+            "truncated_tokens": truncated_tokens,
+            "dropped_rows": dropped,
+            "tokens_per_epoch": per_epoch,
+            "time_per_epoch_s": round(per_epoch / ASSUMED_TOKENS_PER_SEC, 1),
+            "time_assumes": TIME_ASSUMPTION,
+        }
+    )
+    return stats, problems
+
+
+def histogram(lengths: list[int], bins: int = 10) -> list[dict[str, int]]:
+    """Equal-width bins with a round width (1, 2 or 5 times a power of ten) covering 0..max."""
+    if not lengths:
+        return []
+    top = max(lengths)
+    raw = max(1.0, top / bins)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    width = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    width = int(max(1, width))
+    first = min(lengths) // width
+    counts = [0] * (top // width - first + 1)
+    for length in lengths:
+        counts[length // width - first] += 1
+    return [
+        {"from": (first + i) * width, "to": (first + i + 1) * width - 1, "rows": n}
+        for i, n in enumerate(counts)
+    ]
