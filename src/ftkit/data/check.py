@@ -16,11 +16,9 @@ from typing import Any
 
 from ftkit.data.formats import (
     FORMAT_FIELDS,
-    Detection,
     Example,
     RowError,
-    auto_columns,
-    detect,
+    choose_format,
     normalize,
     rename_columns,
 )
@@ -118,7 +116,7 @@ def check_rows(
     """Check rows already read from `path`. Never raises for anything a row holds."""
     problems = list(read_problems or [])
     columns = {str(k): str(v) for k, v in (columns or {}).items()}
-    detection = _detection([row.data for row in rows], fmt, columns)
+    detection = choose_format([row.data for row in rows], fmt, columns)
     report = CheckReport(path, detection.format, detection.reason, detection.columns, len(rows), [], problems)
     if detection.format not in FORMAT_FIELDS:
         if rows:
@@ -183,26 +181,6 @@ def check_rows(
         )
     _finish(report)
     return report
-
-
-def _detection(records: list[Any], fmt: str, columns: dict[str, str]) -> Detection:
-    if fmt in (None, "", "auto"):
-        return detect(records, columns)
-    if fmt not in FORMAT_FIELDS:
-        return Detection(fmt, f"unknown format `{fmt}` (formats: {', '.join(FORMAT_FIELDS)})", columns)
-    sample = [rename_columns(r, columns) for r in records[:50] if isinstance(r, dict)]
-    extra = auto_columns(fmt, sample, columns)
-    if (
-        fmt == "completion"
-        and not extra
-        and sample
-        and all({"question", "answer"} <= r.keys() for r in sample)
-    ):
-        extra = {"prompt": "question", "completion": "answer"}
-    reason = "set explicitly" + (
-        f"; using {', '.join(f'`{s}` as `{t}`' for t, s in extra.items())}" if extra else ""
-    )
-    return Detection(fmt, reason, {**columns, **extra})
 
 
 def _collapse_missing_columns(path: str, rows: list[Row], problems: list[RowProblem]) -> list[RowProblem]:

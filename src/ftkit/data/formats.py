@@ -106,6 +106,28 @@ def detect(records: list[Any], columns: dict[str, str] | None = None) -> Detecti
     return Detection("unknown", f"no known format matches the columns {sorted(keys, key=str)}", columns)
 
 
+def choose_format(records: list[Any], fmt: str | None, columns: dict[str, str]) -> Detection:
+    """The format to check `records` as: detected when `fmt` is auto (or empty), else `fmt` with the columns it
+    needs mapped automatically where that is unambiguous (see `auto_columns`)."""
+    if fmt in (None, "", "auto"):
+        return detect(records, columns)
+    if fmt not in FORMAT_FIELDS:
+        return Detection(fmt, f"unknown format `{fmt}` (formats: {', '.join(FORMAT_FIELDS)})", columns)
+    sample = _sample(records, columns)
+    extra = auto_columns(fmt, sample, columns)
+    if (
+        fmt == "completion"
+        and not extra
+        and sample
+        and all({"question", "answer"} <= r.keys() for r in sample)
+    ):
+        extra = {"prompt": "question", "completion": "answer"}
+    reason = "set explicitly" + (
+        f"; using {', '.join(f'`{s}` as `{t}`' for t, s in extra.items())}" if extra else ""
+    )
+    return Detection(fmt, reason, {**columns, **extra})
+
+
 def auto_columns(fmt: str, sample: list[dict[str, Any]], columns: dict[str, str]) -> dict[str, str]:
     """Mappings for a format's missing fields: a column equal but for case (`Label`), and for
     classification, `text` from the single other column holding strings (`SMS`)."""
