@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ftkit.errors import RegistryError
-from ftkit.registry import store as store_module
-from ftkit.registry.store import RUN_FILES, RunRecord, RunRegistry
+from ftkit.registry.records import MAX_FILE_BYTES, RUN_FILES, RunRecord
+from ftkit.registry.store import RunRegistry
 from tests.registry.conftest import git, make_record
 
 
@@ -123,7 +123,7 @@ def test_long_history_is_thinned_not_refused(registry):
     steps = [row["step"] for row in loaded["history"]]
     assert steps[0] == 0 and steps[-1] == 19999
     size = len(git(registry, "show", f"main:runs/{record.run_id}/history.jsonl").encode())
-    assert size <= store_module.MAX_FILE_BYTES
+    assert size <= MAX_FILE_BYTES
 
 
 @pytest.mark.parametrize(

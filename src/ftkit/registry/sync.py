@@ -1,0 +1,141 @@
+"""Sharing a registry through a git remote: remotes, pull (fetch and merge) and push.
+
+Histories merge without conflicts by construction: runs only ever add their own `runs/<run-id>/` folder, so the
+merged `runs/` is the union of both sides, and a tag moved on both sides goes to the later move (tags.py). A
+merge is published with the same compare-and-swap as a run, so it is safe while runs are being recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ftkit.errors import RegistryError, UsageError
+from ftkit.registry import gitops, tags
+
+if TYPE_CHECKING:
+    from ftkit.registry.store import RunRegistry
+
+_ATTEMPTS = 200
+
+
+def _target(remote: str) -> str:
+    """A remote name or URL as git takes it; an existing local folder becomes its absolute path."""
+    if not remote:
+        raise UsageError("empty remote name")
+    path = Path(remote).expanduser()
+    if "://" not in remote and not re.match(r"^[\w.-]+@[\w.-]+:", remote) and path.exists():
+        return str(path.absolute())
+    return remote
+
+
+def _failed(registry: RunRegistry, action: str, remote: str, output: str) -> RegistryError:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    said = (
+        [line for line in lines if line.startswith(("fatal:", "error:", "!"))] or lines[-1:] or ["git failed"]
+    )
+    return RegistryError(
+        f"cannot {action} {remote!r}: {said[0]}",
+        hint=f"check the remote; add one with `ftkit registry remote origin URL --registry {registry.root}`",
+    )
+
+
+def set_remote(registry: RunRegistry, name: str, url: str) -> None:
+    """Add or change the named remote `name`."""
+    url = _target(url)
+    try:
+        if name in {remote.name for remote in registry.repo.remotes}:
+            registry.repo.remote(name).set_url(url)
+        else:
+            registry.repo.create_remote(name, url)
+    except Exception as error:  # GitCommandError, or a name git refuses
+        raise UsageError(
+            f"cannot set remote {name!r} to {url}: {error}", hint="use a plain name such as origin"
+        ) from error
+
+
+def remotes(registry: RunRegistry) -> dict[str, str]:
+    """Configured remotes: name -> url."""
+    return {remote.name: remote.url for remote in registry.repo.remotes}
+
+
+def pull(registry: RunRegistry, remote: str = "origin") -> dict:
+    """Fetch the remote registry and merge its runs and tags into this one."""
+    repo = registry.repo
+    incoming = f"refs/ftkit/incoming/{os.getpid()}-{random.randrange(1 << 30)}"
+    try:
+        status, _, stderr = repo.git.fetch(
+            "--quiet", "--no-tags", _target(remote), f"+{registry.BRANCH_REF}:{incoming}",
+            with_extended_output=True, with_exceptions=False,
+        )  # fmt: skip
+        if status != 0:
+            if "couldn't find remote ref" in stderr:
+                return {"remote": remote, "result": "remote-empty", "new_runs": [], "tags": []}
+            raise _failed(registry, "pull from", remote, stderr)
+        theirs = gitops.tip(repo, incoming)
+        if theirs is None:
+            raise _failed(registry, "pull from", remote, "git fetch wrote no commit")
+        their_root = gitops.read_tree(repo, gitops.commit_tree(repo, theirs))
+        registry.check_format(their_root, f"remote {remote!r}")
+        result = _merge(registry, theirs, their_root, f"Merge runs from {remote}")
+    finally:
+        repo.git.update_ref("-d", incoming, with_exceptions=False)
+    result["remote"] = remote
+    return result
+
+
+def _merge(registry: RunRegistry, theirs: str, their_root: gitops.Entries, message: str) -> dict:
+    repo = registry.repo
+    their_runs = gitops.subtree(repo, their_root, "runs")
+    for attempt in range(_ATTEMPTS):
+        ours, our_root = registry.snapshot(fresh=True)
+        if ours == theirs or repo.is_ancestor(theirs, ours):
+            return {"result": "up-to-date", "new_runs": [], "tags": []}
+        our_runs = gitops.subtree(repo, our_root, "runs")
+        new_runs = sorted(set(their_runs) - set(our_runs))
+        our_tags, their_tags = (
+            gitops.subtree(repo, our_root, "tags"),
+            gitops.subtree(repo, their_root, "tags"),
+        )
+        merged_tags = tags.merge(repo, our_tags, their_tags)
+        changed_tags = sorted(name for name, entry in merged_tags.items() if our_tags.get(name) != entry)
+        if repo.is_ancestor(ours, theirs):
+            new_commit, entries, kind = theirs, their_root, "fast-forward"
+        else:
+            entries = {**their_root, **our_root}
+            if their_runs or our_runs:
+                runs = {**their_runs, **our_runs}
+                entries["runs"] = gitops.Entry.tree("runs", gitops.write_tree(repo, runs.values()))
+            if merged_tags:
+                entries["tags"] = gitops.Entry.tree("tags", gitops.write_tree(repo, merged_tags.values()))
+            tree = gitops.write_tree(repo, entries.values())
+            summary = f"{message}: {len(new_runs)} new run(s)"
+            new_commit = gitops.write_commit(repo, tree, [ours, theirs], summary, registry.actor)
+            kind = "merged"
+        if registry.move_tip(new_commit, ours, entries, f"ftkit: {message}"):
+            return {"result": kind, "new_runs": new_runs, "tags": changed_tags}
+        time.sleep(random.uniform(0.001, 0.005) * min(attempt + 1, 20))
+    raise RegistryError(f"could not merge into {registry.root}: the registry stayed busy", hint="retry")
+
+
+def push(registry: RunRegistry, remote: str = "origin") -> dict:
+    """Publish the registry to a git remote; when the remote moved on, pull (merge) first and push again."""
+    target = _target(remote)
+    pulled: list[str] = []
+    for _ in range(5):
+        status, stdout, stderr = registry.repo.git.push(
+            "--porcelain", "--quiet", target, f"{registry.BRANCH_REF}:{registry.BRANCH_REF}",
+            with_extended_output=True, with_exceptions=False,
+        )  # fmt: skip
+        if status == 0:
+            return {"remote": remote, "result": "pushed", "head": registry.head, "merged_runs": pulled}
+        output = f"{stderr}\n{stdout}"
+        if "rejected" in output or "non-fast-forward" in output or "fetch first" in output:
+            pulled += pull(registry, remote)["new_runs"]
+            continue
+        raise _failed(registry, "push to", remote, output)
+    raise RegistryError(f"push to {remote!r} kept being rejected", hint="someone is pushing right now; retry")

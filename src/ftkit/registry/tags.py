@@ -1,0 +1,92 @@
+"""Tags: movable names for runs, stored as files `tags/<name>` on branch `main`.
+
+A tag file holds {"run": id or null (untagged), "at": time, "by": who}. Tags are files rather than git refs so
+that moving one is an ordinary commit that push and pull merge: when two machines moved the same tag, the later
+move wins everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import git
+
+from ftkit.errors import RegistryError
+from ftkit.registry import gitops, records, refs
+
+if TYPE_CHECKING:
+    from ftkit.registry.store import RunRegistry
+
+FOLDER = "tags"
+
+
+def read(repo: git.Repo, root: gitops.Entries) -> dict[str, str]:
+    """Tag name -> run id for the tree `root`; untagged and unreadable tag files are left out."""
+    out = {}
+    for name, entry in gitops.subtree(repo, root, FOLDER).items():
+        try:
+            target = json.loads(gitops.read_object(repo, entry.sha, b"blob")).get("run")
+        except (ValueError, AttributeError):
+            continue
+        if target:
+            out[name] = target
+    return out
+
+
+def move(registry: RunRegistry, ref: str, name: str) -> dict:
+    """Point tag `name` at the run `ref` names (moving it if it exists); returns {tag, run, previous}."""
+    refs.validate_tag(name)
+    run_id = registry.resolve(ref)
+    previous = registry.tags().get(name)
+    if previous != run_id:
+        _write(
+            registry,
+            name,
+            run_id,
+            f"tag {name} -> {run_id}" + (f" (was {previous})" if previous else ""),
+            f"ftkit: tag {name}",
+        )
+    return {"tag": name, "run": run_id, "previous": previous}
+
+
+def remove(registry: RunRegistry, name: str) -> dict:
+    """Remove tag `name`; returns {tag, run}. Unknown tags raise RegistryError listing the tags."""
+    current = registry.tags()
+    if name not in current:
+        raise RegistryError(
+            f"no tag named {name!r}",
+            hint="tags: " + (", ".join(sorted(current)) if current else "none yet (ftkit tag RUN NAME)"),
+        )
+    _write(registry, name, None, f"untag {name} (was {current[name]})", f"ftkit: untag {name}")
+    return {"tag": name, "run": current[name]}
+
+
+def _write(registry: RunRegistry, name: str, run_id: str | None, message: str, reason: str) -> None:
+    # An untag is a file saying "run": null, not a deletion, so that a merge cannot resurrect the old target.
+    payload = {
+        "run": run_id,
+        "at": records.now_iso(),
+        "by": f"{registry.actor.name} <{registry.actor.email}>",
+    }
+    entry = gitops.Entry.blob(name, gitops.write_blob(registry.repo, records.dumps(payload).encode()))
+    registry.publish(
+        lambda root: gitops.with_child(registry.repo, root, FOLDER, name, entry), message, reason
+    )
+
+
+def merge(repo: git.Repo, ours: gitops.Entries, theirs: gitops.Entries) -> gitops.Entries:
+    """Tag entries of two histories merged: where both have a tag and they differ, the later move wins."""
+    merged = dict(ours)
+    for name, entry in theirs.items():
+        mine = ours.get(name)
+        if mine is None or (mine.sha != entry.sha and _moved_at(repo, entry) > _moved_at(repo, mine)):
+            merged[name] = entry
+    return merged
+
+
+def _moved_at(repo: git.Repo, entry: gitops.Entry) -> tuple[str, str]:
+    try:
+        return str(json.loads(gitops.read_object(repo, entry.sha, b"blob")).get("at") or ""), entry.sha
+    except (ValueError, AttributeError):
+        return "", entry.sha
