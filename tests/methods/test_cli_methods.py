@@ -47,21 +47,15 @@ def test_methods_json_lists_the_eight_builtins_with_their_facts():
     ]
 
 
-@pytest.fixture
-def wide_console(monkeypatch):
-    """The output consoles are created at import, so COLUMNS set later does not widen them."""
-    from ftkit.cli import _output
-
-    for console in (_output._stdout, _output._stderr):
-        monkeypatch.setattr(console, "_width", 200)
-
-
-def test_methods_table_shows_every_method(wide_console):
-    result = runner.invoke(app, ["methods"], env={"COLUMNS": "200"})
+def test_methods_table_shows_every_method():
+    result = runner.invoke(app, ["methods"])  # piped: one tab-separated row per method, under a header
     assert result.exit_code == 0, result.output
-    for name in ALL_METHODS:
-        assert f"│ {name} " in result.output
-    assert "bitsandbytes (installed)" in result.output
+    header, *rows = result.stdout.splitlines()
+    assert header.split("\t") == ["method", "mergeable", "trains", "needs", "description"]
+    assert [row.split("\t")[0] for row in rows] == list(ALL_METHODS)
+    qlora = rows[list(ALL_METHODS).index("qlora")].split("\t")
+    installed = "installed" if importlib.util.find_spec("bitsandbytes") else "missing"
+    assert qlora[:4] == ["qlora", "yes", TYPICAL_TRAINABLE["qlora"], f"bitsandbytes ({installed})"]
 
 
 LORA_OPTIONS = [
@@ -120,8 +114,8 @@ def test_methods_show_json_gives_every_option_with_type_default_and_help(name):
         assert option["help"].strip().endswith("."), option  # a sentence, not an empty or cut-off string
 
 
-def test_methods_show_prints_types_defaults_and_help(wide_console):
-    result = runner.invoke(app, ["methods", "show", "qlora"], env={"COLUMNS": "200"})
+def test_methods_show_prints_types_defaults_and_help():
+    result = runner.invoke(app, ["methods", "show", "qlora"])
     assert result.exit_code == 0, result.output
     assert "quant_type" in result.output and "nf4 | fp4" in result.output
     assert "str | list[str]" in result.output  # rich markup must not eat [str]

@@ -1,21 +1,29 @@
 """The one place that prints.
 
 Human output goes through rich. With --json, exactly one JSON document goes to stdout and everything meant for
-people (progress, summaries, warnings) goes to stderr, so `ftkit ... --json | jq` always works.
+people (progress, summaries, warnings) goes to stderr, so `ftkit ... --json | jq` always works. Tables fit the
+terminal (see _table.py); when the human output is not a terminal they print in a plain tab-separated form, and
+hints move to stderr so the pipe carries data only. rich decides what a terminal is: `TTY_COMPATIBLE=1` forces the
+terminal form through a pipe (tests use it), `TTY_COMPATIBLE=0` the plain form in a terminal.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-_stdout = Console(highlight=False, soft_wrap=True)
-_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from ftkit.cli._table import Column
+
+
+def _console(stderr: bool) -> Console:
+    # Made per command, not at import: COLUMNS and the terminal are read when the command runs.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
 
 
 class Output:
@@ -23,33 +31,118 @@ class Output:
 
     def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
+        self._stdout: Console | None = None
+        self._stderr: Console | None = None
+        self._printed = (
+            False  # anything on the human console yet: a titled table then opens with a blank line
+        )
+
+    @property
+    def stderr(self) -> Console:
+        """The console on stderr (warnings, errors, and human text in --json mode)."""
+        if self._stderr is None:
+            self._stderr = _console(stderr=True)
+        return self._stderr
 
     @property
     def console(self) -> Console:
         """Console for human-readable output: stderr in --json mode, stdout otherwise."""
-        return _stderr if self.json_mode else _stdout
+        if self.json_mode:
+            return self.stderr
+        if self._stdout is None:
+            self._stdout = _console(stderr=False)
+        return self._stdout
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether human output goes to a terminal (tables fit its width) rather than a pipe (plain form)."""
+        return self.console.is_terminal
 
     @property
     def is_interactive(self) -> bool:
         return self.console.is_terminal and not self.json_mode
 
+    @property
+    def width(self) -> int:
+        """Columns of the human-output terminal."""
+        return self.console.width
+
     def print(self, *objects: Any, **kwargs: Any) -> None:
+        self._printed = True
         self.console.print(*objects, **kwargs)
 
     def note(self, text: str) -> None:
         """A human-only line (progress, advice); never pollutes machine output on stdout."""
+        self._printed = True
         self.console.print(text)
 
-    def warn(self, text: str) -> None:
-        _stderr.print(f"[yellow]warning:[/yellow] {escape(text)}")
+    def hint(self, text: str) -> None:
+        """Advice about the output (`--all shows them`): dim in a terminal, on stderr when stdout is piped."""
+        if self.is_terminal:
+            self._printed = True
+            self.console.print(f"[dim]{escape(text)}[/dim]", soft_wrap=False)  # wrapped at the width, by word
+        else:
+            self.stderr.print(text, markup=False)
 
-    def table(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-        table = Table(title=title, title_justify="left", show_lines=False)
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
-        self.console.print(table)
+    def warn(self, text: str) -> None:
+        self.stderr.print(f"[yellow]warning:[/yellow] {escape(text)}")
+
+    def line(self, text: Any, plain: str | None = None) -> None:
+        """One line that must not wrap: cut with an ellipsis at the terminal's width; `plain` (default: the text
+        itself) when piped. `text` is a string (not markup) or rich Text."""
+        if self.is_terminal:
+            self._printed = True
+            self.console.print(
+                text, markup=False, no_wrap=True, overflow="ellipsis", soft_wrap=False, crop=True
+            )
+        else:
+            self._write(plain if plain is not None else getattr(text, "plain", text))
+
+    def table(
+        self,
+        title: str | None,
+        columns: Sequence[Column | str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        wide: bool = False,
+    ) -> None:
+        """Print a table: fitted to the terminal (all columns, full width with `wide`), or plain when piped.
+
+        Cells are values or rich Text (never markup); see _table.Column for how each column fits.
+        """
+        from ftkit.cli import _table
+
+        if not self.is_terminal:
+            for text in _table.plain_lines(title, columns, rows):
+                self._write(text)
+            return
+        from rich.text import Text
+
+        table, hidden = _table.terminal_table(columns, rows, self.width, wide=wide)
+        if self._printed and title:
+            self.console.print()
+        if title:
+            self.line(Text(title, style="bold"))
+        console = self.console
+        if wide:  # wider than the terminal on purpose: the user asked for every column at full width
+            measured = table.__rich_measure__(console, console.options.update_width(10**6)).maximum
+            console = Console(
+                file=console.file,
+                width=max(console.width, measured),
+                color_system=console.color_system,
+                force_terminal=True,
+                highlight=False,
+                emoji=False,
+            )
+        console.print(table)
+        self._printed = True
+        if hidden:
+            self.hint(f"hidden to fit: {', '.join(hidden)} (--wide shows them)")
+
+    def _write(self, text: str) -> None:
+        file = self.console.file
+        file.write(text + "\n")
+        file.flush()
 
     def emit(self, payload: Any) -> None:
         """Print the machine-readable result: the single JSON document on stdout in --json mode."""
@@ -58,8 +151,8 @@ class Output:
             sys.stdout.flush()
 
     def error(self, message: str, hint: str | None = None, problems: list[str] | None = None) -> None:
-        _stderr.print(f"[bold red]error:[/bold red] {escape(message)}")
+        self.stderr.print(f"[bold red]error:[/bold red] {escape(message)}")
         for problem in problems or []:
-            _stderr.print(f"  • {problem}", markup=False)
+            self.stderr.print(f"  • {problem}", markup=False)
         if hint:
-            _stderr.print(f"[cyan]hint:[/cyan] {escape(hint)}")
+            self.stderr.print(f"[cyan]hint:[/cyan] {escape(hint)}")

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from ftkit.cli._output import Output
+from ftkit.cli._table import Cell, Column
 from ftkit.errors import UsageError
 
 MAX_SHOWN = 20
@@ -163,8 +164,8 @@ def _show(output: Output, report: Any) -> None:
     if "labels" in stats:
         output.table(
             "Labels (id: label, rows)",
-            ["id", "label", "rows"],
-            [[stats["label_ids"][label], label, f"{n:,}"] for label, n in stats["labels"].items()],
+            ["id", Column("label", min_width=16, cut="middle"), "rows"],
+            [[stats["label_ids"][label], label, Cell(n, f"{n:,}")] for label, n in stats["labels"].items()],
         )
     if report.preview and "segments" in report.preview:
         _show_preview(output, report.preview)
@@ -184,7 +185,7 @@ def _show_overlap(output: Output, overlap: Any) -> None:
     output.table(
         "Eval rows that repeat train rows"
         + (" (first ones)" if overlap.normalized_rows > len(overlap.matches) else ""),
-        ["eval line", "train line", "match"],
+        [Column("eval line", key=True), Column("train line", key=True), "match"],
         [[m.eval_line, m.train_line, "exact" if m.exact else "normalised"] for m in overlap.matches],
     )
 
@@ -227,21 +228,32 @@ def _show_stats(output: Output, stats: dict[str, Any]) -> None:
     ]
     if stats.get("chat_template"):
         rows.append(["chat template", stats["chat_template"]])
-    output.table("Statistics", ["", ""], rows)
+    output.table("Statistics", [Column(key=True), Column(min_width=16)], rows)
 
 
 def _show_histogram(output: Output, stats: dict[str, Any]) -> None:
+    from rich.text import Text
+
     bins = stats["histogram"]
     peak = max((b["rows"] for b in bins), default=0) or 1
     limit = stats["max_seq_len"]
+    spans = [f"{b['from']:,}–{b['to']:,}" for b in bins]
+    counts = [f"{b['rows']:,}" for b in bins]
+    # Bars are scaled to the room the terminal leaves, so none is cut (which would misstate its length).
+    room = output.width - max(map(len, spans + ["tokens"])) - max(map(len, counts + ["rows"])) - 4
+    width = max(min(BAR_WIDTH, room), 1) if output.is_terminal else BAR_WIDTH
     rows = []
-    for b in bins:
-        filled = round(BAR_WIDTH * b["rows"] / peak)
+    for b, span, count in zip(bins, spans, counts, strict=True):
+        filled = round(width * b["rows"] / peak)
         bar = "█" * filled or ("▏" if b["rows"] else "")
         colour = "red" if b["from"] > limit else ("yellow" if b["to"] >= limit else "cyan")
-        rows.append([f"{b['from']:,}–{b['to']:,}", f"{b['rows']:,}", f"[{colour}]{bar}[/{colour}]"])
+        rows.append([span, Cell(b["rows"], count), Text(bar, style=colour)])
     est = ", estimated" if stats["tokens_estimated"] else ""
-    output.table(f"Tokens per row{est} (red: beyond max_seq_len={limit})", ["tokens", "rows", ""], rows)
+    output.table(
+        f"Tokens per row{est} (red: beyond max_seq_len={limit})",
+        [Column("tokens", key=True), Column("rows", key=True), Column("", key=True)],
+        rows,
+    )
 
 
 def _show_preview(output: Output, preview: dict[str, Any]) -> None:

@@ -12,17 +12,11 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from ftkit.cli._format import fmt, fmt_delta
+from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import (
-    colour_text,
-    fmt,
-    fmt_delta,
-    json_option,
-    open_existing,
-    registry_option,
-    styled,
-    table,
-)
+from ftkit.cli._runs_common import VERDICT_STYLE, open_existing
+from ftkit.cli._table import Cell, Column
 from ftkit.errors import GateFailedError
 from ftkit.registry import diff as diffing
 
@@ -68,39 +62,60 @@ def _commit(side: dict) -> str:
 
 
 def render_human(out: Output, payload: dict, include_all: bool) -> None:
-    """Header, Config, Metrics and Provenance as rich tables."""
+    """Header, Config, Metrics and Provenance as tables (plain tab-separated ones when piped)."""
+    from rich.text import Text
+
     a, b = payload["a"], payload["b"]
-    header = [[label, str(a.get(key) or "—"), str(b.get(key) or "—")] for label, key in _HEADER_ROWS]
-    header.append(["code commit", _commit(a), _commit(b)])
-    out.print(table("Runs", ["", "A", "B"], header, keep=(0, 1, 2)))
+    sides = [
+        Column(key=True),
+        Column("A", min_width=16, cut="middle"),
+        Column("B", min_width=16, cut="middle"),
+    ]
+    header = [[label, a.get(key), b.get(key)] for label, key in _HEADER_ROWS]
+    header.append(
+        ["code commit", Cell(a.get("code_commit"), _commit(a)), Cell(b.get("code_commit"), _commit(b))]
+    )
+    out.table("Runs", sides, header)
     config = payload["config"]
     if config:
         title = "Config (all keys)" if include_all else "Config (changed keys)"
         rows = [
-            [r["key"], fmt(r["a"]), styled(fmt(r["b"]), "bold" if r["changed"] and include_all else None)]
+            [
+                r["key"],
+                r["a"],
+                Cell(r["b"], Text(fmt(r["b"]), style="bold" if r["changed"] and include_all else "")),
+            ]
             for r in config
         ]
-        out.print(table(title, ["key", "A", "B"], rows, keep=(0,)))
+        columns = [
+            Column("key", min_width=20, cut="middle"),
+            Column("A", cut="middle"),
+            Column("B", cut="middle"),
+        ]
+        out.table(title, columns, rows)
     else:
-        out.note("[dim]Config: no changes (output paths and names are ignored; --all shows every key)[/dim]")
+        out.hint("Config: no changes (output paths and names are ignored; --all shows every key)")
     metrics = payload["metrics"]
     if metrics:
         rows = []
         for r in metrics:
             delta, pct = fmt_delta(r["delta"], r["delta_pct"])
-            verdict = r["verdict"]
+            style = VERDICT_STYLE.get(r["verdict"] or "", "")
             rows.append(
                 [
                     r["metric"],
-                    fmt(r["a"]),
-                    fmt(r["b"]),
-                    colour_text(delta, verdict),
-                    colour_text(pct, verdict),
+                    r["a"],
+                    r["b"],
+                    Cell(r["delta"], Text(delta, style=style)),
+                    Cell(r["delta_pct"], Text(pct, style=style)),
                 ]
             )
-        out.print(table("Metrics", ["metric", "A", "B", "Δ", "Δ%"], rows, keep=(0, 1, 2, 3, 4)))
+        out.table("Metrics", [Column("metric", key=True), "A", "B", "Δ", "Δ%"], rows)
     for warning in payload["provenance"]:
-        out.print(f"[yellow]provenance:[/yellow] {escape(warning)}")
+        if out.is_terminal:
+            out.print(f"[yellow]provenance:[/yellow] {escape(warning)}")
+        else:
+            out.line(f"provenance: {warning}")
 
 
 def _md_cell(value: Any) -> str:

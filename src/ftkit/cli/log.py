@@ -5,20 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
+from ftkit.cli._format import ago, fmt, fmt_delta, unique_prefixes
+from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import (
-    ago,
-    colour,
-    fmt,
-    fmt_delta,
-    json_option,
-    open_or_none,
-    registry_option,
-    short_model,
-    status_markup,
-)
+from ftkit.cli._runs_common import STATUS_STYLE, VERDICT_STYLE, open_or_none
+from ftkit.cli._table import plain_value
 from ftkit.registry import diff as diffing
 
 _MAX_KEYS = 8
@@ -80,6 +72,7 @@ def log_command(
         # one extra (older) run so the oldest shown entry still has something to compare with
         window = runs[: limit + 1] if limit else runs
         entries = build_timeline(reg, window)
+        every_run = reg.summaries() if entries and not json_mode else []
     if limit and len(runs) > limit:
         entries = entries[1:]
     entries.reverse()
@@ -89,32 +82,80 @@ def log_command(
     if not entries:
         out.note("no runs" + ("" if all_ else " (failed and interrupted runs are hidden; --all shows them)"))
         return
-    for entry in entries:
-        tags = f" [cyan]({escape(', '.join(entry['tags']))})[/cyan]" if entry["tags"] else ""
-        out.print(
-            f"[bold]{escape(entry['id'])}[/bold] {escape(entry['name'] or '')}{tags}  {status_markup(entry['status'])}  "
-            f"{escape(entry['method'] or '?')} on {escape(short_model(entry['model']))}  [dim]{ago(entry['ended_at'])}[/dim]"
+    if out.is_terminal:
+        short = unique_prefixes((r["id"] for r in every_run), (r.get("name") or "" for r in every_run))
+        for entry in entries:
+            _print_entry(out, entry, short)
+    else:
+        for entry in entries:
+            for record in plain_records(entry):
+                out.line("\t".join(plain_value(value) for value in record))
+
+
+def plain_records(entry: dict) -> list[list]:
+    """The piped form of one timeline entry: tab-separated records, each led by its kind and the run id.
+
+    `run ID NAME STATUS METHOD MODEL ENDED TAGS PARENT`, then `metric ID KEY VALUE DELTA DELTA%` and
+    `change ID KEY A B` lines.
+    """
+    run_id = entry["id"]
+    records = [
+        ["run", run_id, entry["name"], entry["status"], entry["method"], entry["model"], entry["ended_at"],
+         entry["tags"], entry["parent"]],
+    ]  # fmt: skip
+    records += [["metric", run_id, r["metric"], r["b"], r["delta"], r["delta_pct"]] for r in entry["metrics"]]
+    records += [["change", run_id, c["key"], c["a"], c["b"]] for c in entry["changes"]]
+    return records
+
+
+def _print_entry(out: Output, entry: dict, short: dict[str, str]) -> None:
+    """One run of the timeline in a terminal: a head line and indented details, each cut to the width."""
+    from rich.text import Text
+
+    head = Text()
+    head.append(short.get(entry["id"], entry["id"]), style="bold")
+    head.append(f" {entry['name'] or ''}  ")
+    head.append(entry["status"] or "?", style=STATUS_STYLE.get(entry["status"] or ""))
+    head.append(f"  {entry['method'] or '?'} on ")
+    model = entry["model"] or "—"
+    room = max(out.width - head.cell_len, 12)
+    if (
+        len(model) > room
+    ):  # the end of a model id or path says which it is; age and tags give way (`ftkit runs` has them)
+        head.append("…" + model[len(model) - room + 1 :])
+    else:
+        head.append(model)
+        head.append(f"  {ago(entry['ended_at'])}", style="dim")  # what does not fit from here on is cut
+        if entry["tags"]:
+            head.append(f"  ({', '.join(entry['tags'])})", style="cyan")
+    out.line(head)
+    if entry["parent"]:
+        out.line(Text(f"    rerun of {short.get(entry['parent'], entry['parent'])}", style="dim"))
+    for row in entry["metrics"]:
+        delta, pct = fmt_delta(row["delta"], row["delta_pct"])
+        line = Text(f"    {row['metric']} {fmt(row['b'])}")
+        if delta:
+            style = VERDICT_STYLE.get(row["verdict"] or "")
+            line.append(" (")
+            line.append(delta, style=style)
+            if pct:
+                line.append(", ")
+                line.append(pct, style=style)
+            line.append(")")
+        out.line(line)
+    changes = entry["changes"]
+    for change in changes[:_MAX_KEYS]:
+        line = Text("    ")
+        line.append("~", style="yellow")
+        line.append(f" {change['key']}: {fmt(change['a'])} → {fmt(change['b'])}")
+        out.line(line)
+    if len(changes) > _MAX_KEYS:
+        out.line(
+            Text(f"    … {len(changes) - _MAX_KEYS} more changed keys (ftkit diff shows all)", style="dim")
         )
-        if entry["parent"]:
-            out.print(f"    [dim]rerun of {escape(entry['parent'])}[/dim]")
-        for row in entry["metrics"]:
-            delta, pct = fmt_delta(row["delta"], row["delta_pct"])
-            change = (
-                f" ({colour(delta, row['verdict'])}{', ' + colour(pct, row['verdict']) if pct else ''})"
-                if delta
-                else ""
-            )
-            out.print(f"    {escape(row['metric'])} {escape(fmt(row['b']))}{change}")
-        changes = entry["changes"]
-        for change in changes[:_MAX_KEYS]:
-            out.print(
-                f"    [yellow]~[/yellow] {escape(change['key'])}: {escape(fmt(change['a']))} → {escape(fmt(change['b']))}"
-            )
-        if len(changes) > _MAX_KEYS:
-            out.print(f"    [dim]… {len(changes) - _MAX_KEYS} more changed keys (ftkit diff shows all)[/dim]")
-        if entry["compared_with"] and not changes:
-            out.print("    [dim]config unchanged[/dim]")
-        out.print("")
+    if entry["compared_with"] and not changes:
+        out.line(Text("    config unchanged", style="dim"))
+    out.line("")
 
 
 def register(app: typer.Typer) -> None:

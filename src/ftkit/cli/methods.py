@@ -13,7 +13,9 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from ftkit.cli._options import json_option, wide_option
 from ftkit.cli._output import Output
+from ftkit.cli._table import Column
 from ftkit.errors import MethodError
 
 methods_app = typer.Typer(
@@ -105,10 +107,17 @@ def _all_methods(output: Output) -> list[Any]:
     return methods
 
 
+def _needs(item: dict[str, Any]) -> list[str]:
+    return [
+        f"{req['module']} ({'installed' if req['installed'] else 'missing'})" for req in item["requirements"]
+    ]
+
+
 @methods_app.callback()
 def list_methods(
     ctx: typer.Context,
-    json_mode: bool = typer.Option(False, "--json", help="Print a JSON list on stdout."),
+    wide: bool = wide_option(),
+    json_mode: bool = json_option(),
 ) -> None:
     """List the fine-tuning methods: what each is, whether it merges, what it needs, how much it trains."""
     if ctx.invoked_subcommand is not None:
@@ -118,29 +127,38 @@ def list_methods(
     output.emit(summaries)
     if json_mode:
         return
-    rows = []
-    for item in summaries:
-        needs = ", ".join(
-            f"{req['module']} ({'installed' if req['installed'] else 'missing'})"
-            for req in item["requirements"]
-        )
-        name = item["name"] if item["source"] == "built-in" else f"{item['name']} (plug-in)"
-        cells = [
-            name,
+    rows = [
+        [
+            item["name"] if item["source"] == "built-in" else f"{item['name']} (plug-in)",
             item["description"],
             "yes" if item["mergeable"] else "no",
-            needs,
+            _needs(item),
             item["typical_trainable"],
         ]
-        rows.append([escape(cell) if cell else "—" for cell in cells])
-    output.table("Fine-tuning methods", ["method", "description", "mergeable", "needs", "trains"], rows)
-    output.note("options of one method: ftkit methods show NAME")
+        for item in summaries
+    ]
+    columns = [
+        Column("method", key=True),
+        Column("mergeable", key=True),
+        Column("trains", key=True),
+        Column(
+            "needs",
+            show=lambda needs: ", ".join(n.removesuffix(" (installed)") for n in needs) or "—",
+            min_width=12,
+            drop=1,
+        ),
+        Column("description", min_width=24),
+    ]
+    order = [0, 2, 4, 3, 1]  # the columns above, as the row lists them
+    output.table(None, columns, [[row[i] for i in order] for row in rows], wide=wide)
+    output.hint("options of one method: ftkit methods show NAME")
 
 
 @methods_app.command("show")
 def show_method(
     name: str = typer.Argument(..., help="Method name, e.g. lora."),
-    json_mode: bool = typer.Option(False, "--json", help="Print a JSON object on stdout."),
+    wide: bool = wide_option(),
+    json_mode: bool = json_option(),
 ) -> None:
     """Show one method's options with their types, defaults and help."""
     from ftkit.methods.registry import get_method
@@ -151,42 +169,41 @@ def show_method(
     output.emit(payload)
     if json_mode:
         return
-    output.note(f"[bold]{method.name}[/bold]: {method.description}")
     facts = [
-        f"mergeable: {'yes' if payload['mergeable'] else 'no'}",
-        f"trains: {payload['typical_trainable'] or '—'}",
-        f"default learning rate: {payload['default_learning_rate']:g}",
+        ["mergeable", "yes" if payload["mergeable"] else "no"],
+        ["trains", payload["typical_trainable"] or None],
+        ["default learning rate", payload["default_learning_rate"]],
+        ["needs", ", ".join(_needs(payload)) or None],
     ]
-    if payload["requirements"]:
-        facts.append(
-            "needs: "
-            + ", ".join(
-                f"{req['module']} ({'installed' if req['installed'] else 'missing'})"
-                for req in payload["requirements"]
-            )
-        )
-    output.note(" · ".join(facts))
     if payload["install"]:
-        output.note(f"install: {escape(payload['install'])}")
+        facts.append(["install", payload["install"]])
+    if output.is_terminal:  # a sentence: it wraps rather than being cut
+        output.print(f"[bold]{escape(method.name)}[/bold]: {escape(method.description)}", soft_wrap=False)
+    else:
+        facts.insert(0, ["description", method.description])
+    output.table(None if output.is_terminal else f"method: {method.name}", [Column(key=True), ""], facts)
     if payload["options"]:
         output.table(
-            f"method: {method.name} options",
-            ["option", "type", "default", "help"],
+            "Options",
+            [
+                Column("option", key=True),
+                Column("type", min_width=12),
+                Column("default", min_width=8),
+                Column("help", min_width=24),
+            ],
             [
                 [
-                    escape(cell)
-                    for cell in (
-                        item["name"],
-                        item["type"],
-                        "(required)" if item["required"] else repr(item["default"]),
-                        item["help"],
-                    )
+                    item["name"],
+                    item["type"],
+                    "(required)" if item["required"] else repr(item["default"]),
+                    item["help"],
                 ]
                 for item in payload["options"]
             ],
+            wide=wide,
         )
     else:
-        output.note("no options of its own")
+        output.hint("no options of its own")
 
 
 def register(app: typer.Typer) -> None:

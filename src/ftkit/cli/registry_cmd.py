@@ -11,8 +11,9 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import json_option, open_registry, registry_option
+from ftkit.cli._runs_common import open_registry
 
 registry_app = typer.Typer(
     name="registry",

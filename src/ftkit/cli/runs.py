@@ -5,19 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
+from ftkit.cli._format import ago, unique_prefixes
+from ftkit.cli._options import json_option, registry_option, wide_option
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import (
-    ago,
-    fmt,
-    json_option,
-    open_or_none,
-    registry_option,
-    short_model,
-    status_text,
-    table,
-)
+from ftkit.cli._runs_common import STATUS_STYLE, open_or_none
+from ftkit.cli._table import Column
 
 _PREFERRED = ("eval.loss", "eval.accuracy", "eval.perplexity", "train.loss", "train.loss_last")
 
@@ -44,6 +37,7 @@ def runs_command(
     sort: str | None = typer.Option(None, "--sort", help="Sort by a metric, best first (e.g. eval.loss)."),
     all_: bool = typer.Option(False, "--all", "-a", help="Include failed and interrupted runs."),
     limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many runs (0: all)."),
+    wide: bool = wide_option(),
     json_mode: bool = json_option(),
     registry: Path | None = registry_option(),
 ) -> None:
@@ -63,6 +57,7 @@ def runs_command(
         if not (all_ or status):
             everything = reg.list_runs(method=method, model=model, tag=tag, include_all=True)
             hidden = len(everything) - len(matching)
+        every_run = reg.summaries() if shown and not json_mode else []
     out.emit({"registry": str(reg.root), "total": len(matching), "shown": len(shown), "runs": shown})
     if json_mode:  # the document on stdout is the listing; a table of it on stderr would only cost time
         out.note(f"{len(shown)} of {len(matching)} run(s)")
@@ -74,30 +69,39 @@ def runs_command(
         )
         return
     metrics = metric_columns(shown, sort)
-    rows = []
-    for run in shown:
-        values = run.get("metrics") or {}
-        rows.append(
-            [
-                run["id"],
-                run.get("name") or "",
-                status_text(run.get("status")),
-                run.get("method") or "—",
-                short_model(run.get("model")),
-                *[fmt(values.get(key)) for key in metrics],
-                ", ".join(run.get("tags") or []),
-                ago(run.get("ended_at") or run.get("committed_at")),
-            ]
-        )
-    columns = ["id", "name", "status", "method", "model", *metrics, "tags", "when"]
-    out.print(table(None, columns, rows, keep=(0, 1, 2)))
-    notes = []
+    short = unique_prefixes((r["id"] for r in every_run), (r.get("name") or "" for r in every_run))
+    rows = [
+        [
+            run["id"],
+            run.get("name"),
+            run.get("status"),
+            run.get("method"),
+            run.get("model"),
+            *[(run.get("metrics") or {}).get(key) for key in metrics],
+            run.get("tags") or [],
+            run.get("ended_at") or run.get("committed_at"),
+        ]
+        for run in shown
+    ]
+    out.table(None, run_columns(metrics, short), rows, wide=wide)
     if len(shown) < len(matching):
-        notes.append(f"showing {len(shown)} of {len(matching)}; --limit 0 shows all")
+        out.hint(f"showing {len(shown)} of {len(matching)}; --limit 0 shows all")
     if hidden:
-        notes.append(f"{hidden} failed or interrupted run(s) hidden; --all shows them")
-    for note in notes:
-        out.note(f"[dim]{escape(note)}[/dim]")
+        out.hint(f"{hidden} failed or interrupted run(s) hidden; --all shows them")
+
+
+def run_columns(metrics: list[str], short: dict[str, str]) -> list[Column]:
+    """The columns of `ftkit runs`, most useful first; in a narrow terminal the ones with the highest `drop` go."""
+    return [
+        Column("id", show=lambda run_id: short.get(run_id, run_id), key=True),
+        Column("name", key=True),
+        Column("status", style=lambda status: STATUS_STYLE.get(status or ""), key=True),
+        Column("method", drop=2),
+        Column("model", min_width=14, cut="start"),
+        *[Column(key, min_width=len(key), drop=1 if i == 0 else 5 + i) for i, key in enumerate(metrics)],
+        Column("tags", show=", ".join, drop=3),
+        Column("when", show=ago, min_width=7, drop=4),
+    ]
 
 
 def register(app: typer.Typer) -> None:

@@ -7,25 +7,18 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from ftkit.cli._format import fmt, fmt_size
+from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import (
-    fmt,
-    json_option,
-    open_existing,
-    registry_option,
-    status_markup,
-)
+from ftkit.cli._runs_common import open_existing, status_text
+from ftkit.cli._table import Cell, Column
+
+# Key-value tables: the key column stays whole, values are cut in the middle (paths keep both ends).
+_FACTS = [Column(key=True), Column(min_width=16, cut="middle")]
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "—"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
+def _hash(value: str | None) -> Cell:
+    return Cell(value, (value or "—")[:12])
 
 
 def show_command(
@@ -59,68 +52,62 @@ def show_command(
     env = loaded["env"] or {}
     code = env.get("code") or {}
     parent = lineage["parent"]
+    commit = code.get("commit")
     facts = [
-        ["status", status_markup(info.get("status"))],
-        ["method", escape(str(info.get("method")))],
-        ["model", escape(str(info.get("model")))],
-        ["task", escape(str(info.get("task")))],
-        ["started", escape(str(info.get("started_at")))],
-        ["duration", f"{fmt(info.get('duration_s'))} s" if info.get("duration_s") is not None else "—"],
-        ["config hash", escape((info.get("config_hash") or "—")[:16])],
-        ["overrides", escape(" ".join(f"--set {item}" for item in overrides) or "—")],
-        ["tags", escape(", ".join(loaded["tags"]) or "—")],
-        [
-            "parent",
-            escape(f"{parent['id']} ({parent['name'] or 'not in this registry'})") if parent else "—",
-        ],
-        ["children", escape(", ".join(f"{c['id']} ({c['name']})" for c in lineage["children"]) or "—")],
-        ["output", escape(str(info.get("output_dir") or "—"))],
-        [
-            "code",
-            escape(f"{(code.get('commit') or '—')[:12]}{' (dirty)' if code.get('dirty') else ''}"),
-        ],
-        ["seed", escape(str(env.get("seed", "—")))],
+        ["status", status_text(info.get("status"))],
+        ["method", info.get("method")],
+        ["model", info.get("model")],
+        ["task", info.get("task")],
+        ["started", info.get("started_at")],
+        ["duration", Cell(info.get("duration_s"), f"{fmt(info.get('duration_s'))} s")],
+        ["config hash", Cell(info.get("config_hash"), (info.get("config_hash") or "—")[:16])],
+        ["overrides", " ".join(f"--set {item}" for item in overrides) or None],
+        ["tags", ", ".join(loaded["tags"]) or None],
+        ["parent", f"{parent['id']} ({parent['name'] or 'not in this registry'})" if parent else None],
+        ["children", ", ".join(f"{c['id']} ({c['name']})" for c in lineage["children"]) or None],
+        ["output", info.get("output_dir")],
+        ["code", Cell(commit, f"{(commit or '—')[:12]}{' (dirty)' if code.get('dirty') else ''}")],
+        ["seed", env.get("seed")],
     ]
-    if info.get("error"):
-        facts.append(["error", f"[red]{escape(str(info['error']))}[/red]"])
-    out.table(f"Run {escape(run_id)} ({escape(info.get('name') or '')})", ["", ""], facts)
+    if info.get("error") and not out.is_terminal:
+        facts.append(["error", info["error"]])
+    out.table(f"Run {run_id} ({info.get('name') or ''})", _FACTS, facts)
+    if info.get("error") and out.is_terminal:  # whole, wrapped: the one fact a failed run is opened for
+        out.print(f"[red]error:[/red] {escape(str(info['error']))}")
 
     metrics = loaded["metrics"] or {}
     if metrics:
-        out.table("Metrics", ["metric", "value"], [[escape(k), fmt(v)] for k, v in sorted(metrics.items())])
+        out.table("Metrics", [Column("metric", key=True), "value"], sorted(metrics.items()))
     data = loaded["data"] or {}
     data_rows = [
-        [
-            escape(role),
-            escape(str(item.get("path", "—"))),
-            fmt(item.get("rows")),
-            escape(str(item.get("sha256", ""))[:12]),
-        ]
+        [role, item.get("path"), item.get("rows"), _hash(item.get("sha256"))]
         for role, item in data.items()
         if isinstance(item, dict)
     ]
     if data_rows:
-        out.table("Data", ["role", "path", "rows", "sha256"], data_rows)
+        out.table(
+            "Data",
+            [Column("role", key=True), Column("path", min_width=16, cut="middle"), "rows", "sha256"],
+            data_rows,
+        )
     packages = env.get("packages") or {}
     if packages or env.get("python"):
-        env_rows = [
-            ["python", escape(str(env.get("python")))],
-            ["platform", escape(str(env.get("platform")))],
-        ]
-        env_rows += [[escape(k), escape(str(v or "absent"))] for k, v in packages.items()]
+        env_rows = [["python", env.get("python")], ["platform", env.get("platform")]]
+        env_rows += [[name, version or "absent"] for name, version in packages.items()]
         hardware = env.get("hardware") or {}
         if hardware:
-            env_rows.append(["hardware", escape(fmt(hardware))])
-        out.table("Environment", ["", ""], env_rows)
+            env_rows.append(["hardware", Cell(hardware, fmt(hardware))])
+        out.table("Environment", _FACTS, env_rows)
     artifacts = loaded["artifacts"] or []
     if artifacts:
-        rows = [[escape(a["name"]), _size(a.get("size")), escape(a["sha256"][:12])] for a in artifacts[:20]]
-        if len(artifacts) > 20:
-            rows.append([f"… {len(artifacts) - 20} more", "", ""])
+        shown = artifacts if not out.is_terminal else artifacts[:20]
+        rows = [[a["name"], Cell(a.get("size"), fmt_size(a.get("size"))), _hash(a["sha256"])] for a in shown]
+        if len(artifacts) > len(shown):
+            rows.append([f"… {len(artifacts) - len(shown)} more (--json lists them all)", None, None])
         total = sum(a.get("size") or 0 for a in artifacts)
         out.table(
-            f"Artifacts ({_size(total)} in {escape(str(reg.root / 'objects'))})",
-            ["name", "size", "sha256"],
+            f"Artifacts ({fmt_size(total)} in {reg.root / 'objects'})",
+            [Column("name", min_width=16, cut="start"), "size", "sha256"],
             rows,
         )
 
