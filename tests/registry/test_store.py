@@ -399,3 +399,15 @@ def test_registry_root_is_absolute_even_if_given_relative(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     reg = RunRegistry.open(Path("rel/reg"))
     assert reg.root.is_absolute() and reg.root == tmp_path / "rel" / "reg"
+
+
+def test_a_long_lived_registry_lists_runs_recorded_by_others_in_between(registry, add_run):
+    first = add_run()
+    assert [r["id"] for r in registry.list_runs()] == [first]  # summaries now held in memory
+    other = RunRegistry.open(registry.root)
+    theirs = make_record(other, name="their-run")
+    other.commit_run(theirs)
+    other.close()
+    mine = add_run()  # published on top of their commit
+    assert [r["id"] for r in registry.list_runs()] == [mine, theirs.run_id, first]
+    assert registry.resolve("their-run") == theirs.run_id
