@@ -33,7 +33,7 @@ def prepare_rerun(
     if original:
         text = recipe_as_written(loaded, folder or Path.cwd())[0] if loaded["recipe"].strip() else ""
     else:
-        from ftkit.registry import yamlio
+        from ftkit import yamlio
 
         resolved = dict(loaded["resolved"])
         resolved.pop("name", None)  # the new run gets its own name

@@ -1,9 +1,9 @@
 """The git-tracked run registry (see `ftkit.registry.store` for the layout and the choices behind it).
 
 Imports only the standard library, GitPython, PyYAML and ftkit's dependency-free helpers (errors, hashing,
-suggest), so listing, showing and diffing runs never loads torch. Modules: store (RunRegistry: open, commit,
+suggest, yamlio), so listing, showing and diffing runs never loads torch. Modules: store (RunRegistry: open, commit,
 load, list), records (RunRecord and the files of a run folder, both ways), summaries (the summary cache behind
 `ftkit runs`), tags, sync (remotes, push, pull), gitops (git access through GitPython, compare-and-swap), refs
 (ids, names, references), diff (pure comparisons and CI gates), artifacts (content-addressed weights), scrub
-(secrets), environment (env.json), yamlio (resolved.yaml through PyYAML).
+(secrets), environment (env.json).
 """

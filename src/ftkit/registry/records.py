@@ -101,7 +101,7 @@ def render(
     record: RunRecord, artifacts: list[dict], committed_at: str, env_values: list[str]
 ) -> tuple[dict[str, bytes], dict]:
     """(file name -> bytes, the run.json dict) for `record`; `env_values` are secret values to redact."""
-    from ftkit.registry import yamlio  # PyYAML only for writing and loading runs, never for listing them
+    from ftkit import yamlio  # PyYAML only for writing and loading runs, never for listing them
 
     clean = lambda value: scrub.scrub_data(yamlio.normalize(value), env_values)  # noqa: E731
     metrics = clean(diffing.flatten(record.metrics or {}))
@@ -188,7 +188,7 @@ def jsonl(rows: list) -> tuple[str, int]:
 def parse(run_id: str, files: dict[str, bytes]) -> dict:
     """The files of one run folder, parsed: run, recipe (text), resolved_text, resolved, metrics, history, events,
     env, data, artifacts. A missing file reads as empty; a damaged one raises RegistryError naming it."""
-    from ftkit.registry import yamlio
+    from ftkit import yamlio
 
     def text(name: str) -> str:
         return files[name].decode("utf-8") if name in files else ""

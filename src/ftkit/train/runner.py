@@ -15,8 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ftkit import yamlio
 from ftkit.data.dataset import RunData, load_run_data
 from ftkit.data.encode import EncodedRows, check_task_format, class_labels, encode_rows
 from ftkit.data.readers import data_source
@@ -327,7 +326,7 @@ def save_output(
     training), `resolved.yaml`, and `labels.json` for classification. `ftkit.inference` reloads it."""
     method.save(model, output_dir)
     tokenizer.save_pretrained(str(output_dir))
-    (output_dir / "resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    (output_dir / "resolved.yaml").write_text(yamlio.dump(resolved), encoding="utf-8")
     if labels is not None:
         (output_dir / "labels.json").write_text(json.dumps([str(label) for label in labels]))
 

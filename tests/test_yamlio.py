@@ -12,8 +12,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ftkit import yamlio
 from ftkit.recipe.load import RecipeLoader
-from ftkit.registry import yamlio
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

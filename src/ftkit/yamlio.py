@@ -1,4 +1,5 @@
-"""YAML for the registry's `resolved.yaml` and for recipes written back from it: PyYAML, one dumper, one loader.
+"""YAML written by ftkit (`resolved.yaml` in outputs and in the registry, recipes from `ftkit rerun`): PyYAML, one
+dumper, one loader.
 
 `dump` is `yaml.safe_dump` (libyaml's C emitter when present) with one representer for strings, so every value
 reads back exactly, with PyYAML's safe loader and with the recipe loader (which also reads `1e-4` as a float):
@@ -11,7 +12,8 @@ reads back exactly, with PyYAML's safe loader and with the recipe loader (which 
 - floats keep PyYAML's form (`1.0e-05`, `.inf`, `.nan`), which reads back to the same float.
 
 Files written by the former home-made writer (yamlish: JSON-quoted strings, floats with a dot) are plain YAML
-and read back unchanged (tests/registry/fixtures/resolved_yamlish.yaml).
+and read back unchanged (tests/fixtures/resolved_yamlish.yaml). Like `errors` and `hashing`, this module imports
+no other ftkit module, so the registry, the runner and the CLI share it.
 """
 
 from __future__ import annotations
