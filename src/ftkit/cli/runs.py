@@ -100,7 +100,7 @@ def run_columns(metrics: list[str], short: dict[str, str]) -> list[Column]:
         Column("model", min_width=14, cut="start"),
         *[Column(key, min_width=len(key), drop=1 if i == 0 else 5 + i) for i, key in enumerate(metrics)],
         Column("tags", show=", ".join, drop=3),
-        Column("when", show=ago, min_width=7, drop=4),
+        Column("when", show=ago, min_width=10, drop=4),  # never cut: hidden instead
     ]
 
 
