@@ -33,9 +33,8 @@ class Output:
         self.json_mode = json_mode
         self._stdout: Console | None = None
         self._stderr: Console | None = None
-        self._printed = (
-            False  # anything on the human console yet: a titled table then opens with a blank line
-        )
+        # Anything on the human console yet: a titled table then opens with a blank line.
+        self._printed = False
 
     @property
     def stderr(self) -> Console:
