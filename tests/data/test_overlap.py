@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter
@@ -87,12 +88,10 @@ def test_data_check_with_eval_reports_overlap_as_a_warning(tmp_path):
     result = cli("data", "check", str(train), "--eval", str(evaluation))
     assert result.exit_code == 0, result.output
     assert "4 of 7 eval rows repeat a train row (3 exactly, 1 after normalising" in result.output
-    table = result.output[result.output.index("Eval rows that repeat train rows") :]
-    rows = [
-        [cell.strip() for cell in line.split("│")[1:-1]]
-        for line in table.splitlines()
-        if line.startswith("│")
-    ]
+    table = result.output[result.output.index("Eval rows that repeat train rows") :].splitlines()
+    # Piped output (not a terminal): a header line, then one tab-separated line per row.
+    assert table[1].split("\t") == ["eval line", "train line", "match"]
+    rows = [line.split("\t") for line in itertools.takewhile(lambda line: "\t" in line, table[2:])]
     assert rows == [["2", "5", "exact"], ["3", "3", "normalised"], ["6", "5", "exact"], ["7", "10", "exact"]]
     assert cli("data", "check", str(train), "--eval", str(evaluation), "--strict").exit_code == 1
     clean = write_lines(tmp_path / "clean.jsonl", [_chat("never seen before", "indeed")])
