@@ -54,7 +54,7 @@ SMALL = Preset(
     defaults_gsm8k=TrainSize(batch_size=4, steps=10, max_seq_len=512),
     eval_rows=24,
     memory=TrainSize(batch_size=4, steps=3),
-    cli_reps=5,
+    cli_reps=10,  # one round of every command's start-up takes ~4 s
     import_reps=3,
     matmul_size=2048,
     matmul_reps=5,

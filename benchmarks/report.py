@@ -50,7 +50,11 @@ SUMMARY = (
         "ftkit bf16 / ftkit fp32 tokens/s (precision: auto's choice on this CPU)",
     ),
     ("memory", ("ratio_lora", "ratio_full"), "peak RSS ftkit / plain TRL: lora · full"),
-    ("cli_latency", ("help",), "`ftkit --help`"),
+    (
+        "cli_latency",
+        ("help", "cmd_help"),
+        "start-up / `trl --help`: `ftkit --help` · slowest `ftkit CMD --help`",
+    ),
     ("registry", ("runs", "diff"), "`ftkit runs` · `ftkit diff` on a registry of 1,000 runs"),
 )
 
