@@ -30,7 +30,6 @@ class Preset:
     eval_rows: int
     memory: TrainSize
     cli_reps: int
-    import_reps: int
     matmul_size: int
     matmul_reps: int
     child_timeout_s: float
@@ -55,7 +54,6 @@ SMALL = Preset(
     eval_rows=24,
     memory=TrainSize(batch_size=4, steps=3),
     cli_reps=10,  # one round of every command's start-up takes ~4 s
-    import_reps=3,
     matmul_size=2048,
     matmul_reps=5,
     child_timeout_s=900,
@@ -71,7 +69,6 @@ GPU = Preset(
     eval_rows=128,
     memory=TrainSize(batch_size=16, steps=10),
     cli_reps=10,
-    import_reps=5,
     matmul_size=8192,
     matmul_reps=10,
     child_timeout_s=1800,
@@ -88,7 +85,6 @@ SMOKE = Preset(
     eval_rows=4,
     memory=TrainSize(batch_size=2, steps=1),
     cli_reps=1,
-    import_reps=1,
     matmul_size=512,
     matmul_reps=2,
     child_timeout_s=900,

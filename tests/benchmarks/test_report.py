@@ -231,7 +231,10 @@ def test_readme_sections_are_regenerated_between_markers_only(tmp_path):
         "[memory.json](benchmarks/results/small/memory.json), commit 0123456 **with uncommitted changes** "
         "(src/x.py) |"
     ) in lines
-    assert ("| `ftkit --help` | not measured: `python -m benchmarks --only cli_latency` | — |") in lines
+    assert (
+        "| start-up / `trl --help`: `ftkit --help` · slowest `ftkit CMD --help` | "
+        "not measured: `python -m benchmarks --only cli_latency` | — |"
+    ) in lines
     regenerate(results, "small", latest, readme)  # idempotent
     assert readme.read_text() == expected
 
