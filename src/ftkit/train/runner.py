@@ -157,9 +157,9 @@ class _Run:
         return result
 
     def _execute(self, result: RunResult) -> None:
+        quiet_libraries()  # first: importing transformers' set_seed imports peft, hence bitsandbytes
         from transformers import set_seed
 
-        quiet_libraries()
         from ftkit.train.model_loading import load_dtype, load_model, load_tokenizer, model_skeleton
         from ftkit.train.trainer import build_trainer, training_metrics
 
