@@ -327,6 +327,7 @@ def test_summary_cache_is_used_and_never_stale(registry, add_run):
     assert [s["id"] for s in RunRegistry.open(registry.root).list_runs()] == [first]
     cache = registry.root / ".git" / "ftkit-cache" / "summaries.json"
     assert first in json.loads(cache.read_text())["runs"]
+    assert json.loads(cache.read_text())["runs_tree"] == git(registry, "rev-parse", "main:runs").strip()
     second = add_run(loss=0.9)
     listed = RunRegistry.open(registry.root).list_runs()
     assert [s["id"] for s in listed] == [second, first]

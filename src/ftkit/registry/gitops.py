@@ -147,9 +147,25 @@ def read_object(repo: git.Repo, sha: str, kind: bytes) -> bytes:
     return data
 
 
+# Trees never change (their sha is their content), so parsed trees are kept: GitPython's parser checks every name
+# (about 13 ms for the 1,000 entries of runs/), and `ftkit log` would otherwise parse runs/ once per run it shows.
+_TREES: dict[tuple[str, str], Entries] = {}
+_TREES_KEPT = 64
+
+
+def _keep_tree(repo: git.Repo, sha: str, entries: Entries) -> None:
+    if len(_TREES) >= _TREES_KEPT:
+        _TREES.clear()
+    _TREES[(repo.git_dir, sha)] = entries
+
+
 def read_tree(repo: git.Repo, sha: str) -> Entries:
-    """A tree's entries by name."""
-    return {e[2]: Entry(*e) for e in tree_entries_from_data(read_object(repo, sha, b"tree"))}
+    """A tree's entries by name (a new dict the caller may change)."""
+    entries = _TREES.get((repo.git_dir, sha))
+    if entries is None:
+        entries = {e[2]: Entry(*e) for e in tree_entries_from_data(read_object(repo, sha, b"tree"))}
+        _keep_tree(repo, sha, entries)
+    return dict(entries)
 
 
 def commit_tree(repo: git.Repo, sha: str) -> str:
@@ -180,7 +196,9 @@ def write_tree(repo: git.Repo, entries: Iterable[Entry]) -> str:
     buffer = io.BytesIO()
     tree_to_stream(cache, buffer.write)
     data = buffer.getvalue()
-    return repo.odb.store(IStream(b"tree", len(data), io.BytesIO(data))).hexsha.decode()
+    sha = repo.odb.store(IStream(b"tree", len(data), io.BytesIO(data))).hexsha.decode()
+    _keep_tree(repo, sha, {entry[2]: Entry(*entry) for entry in cache})
+    return sha
 
 
 def with_child(repo: git.Repo, root: Entries, folder: str, name: str, entry: Entry | None) -> Entries:

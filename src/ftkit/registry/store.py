@@ -236,12 +236,9 @@ class RunRegistry:
 
     # -- recording ------------------------------------------------------------------------------------------------
 
-    def _run_entries(self) -> gitops.Entries:
-        return gitops.subtree(self.repo, self.snapshot()[1], "runs")
-
     def new_run_id(self) -> str:
         """A fresh run id (`YYYYMMDD-HHMMSS-xxxxxx`), unique in this registry."""
-        taken = set(self._run_entries())
+        taken = set(self._load_summaries())
         while True:
             run_id = refs.new_run_id()
             if run_id not in taken:
@@ -313,7 +310,7 @@ class RunRegistry:
         """run id -> {"tree", "run", "metrics"} for every run at the snapshot's tip (summaries.py)."""
         runs = self.snapshot()[1].get("runs")
         if self._summaries is None or runs != self._summaries_of:
-            self._summaries = SummaryCache(self.repo).load(self._run_entries())
+            self._summaries = SummaryCache(self.repo).load(runs)
             self._summaries_of = runs
         return self._summaries
 
@@ -373,12 +370,12 @@ class RunRegistry:
     def load_run(self, run_id: str) -> dict:
         """Every file of one run, parsed (records.parse), plus its tags and its children."""
         refs.validate_run_id(run_id)
-        entry = self._run_entries().get(run_id)
-        if entry is None:
+        summary = self._load_summaries().get(run_id)
+        if summary is None:
             raise RegistryError(
                 f"run {run_id} is not in the registry at {self.root}", hint="`ftkit runs --all` lists runs"
             )
-        files = gitops.read_tree(self.repo, entry.sha)
+        files = gitops.read_tree(self.repo, summary["tree"])
         loaded = records.parse(
             run_id, {name: gitops.read_object(self.repo, files[name].sha, b"blob") for name in records.RUN_FILES
                      if name in files},
