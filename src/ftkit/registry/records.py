@@ -1,5 +1,6 @@
 """A run record and the files of its registry folder, both ways, with no git and no disk: `render` turns a
-RunRecord into the bytes of `runs/<run-id>/*` (secrets scrubbed, 1 MiB per file), `parse` reads them back.
+RunRecord into the bytes of `runs/<run-id>/*` (secrets scrubbed, 1 MiB per file), `parse` reads them back;
+`check_format` reads the registry's own `registry.json`.
 
     run.json          id, name, status, method, model, task, config hash, parent, times, error, headline,
                       overrides (the `--set KEY=VALUE` list as typed, secrets scrubbed)
@@ -86,6 +87,27 @@ def json_safe(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """The registry's JSON file form: strict, indented, sorted keys, UTF-8 kept, newline at the end."""
     return json.dumps(json_safe(value), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def check_format(registry_json: bytes | None, where: Any) -> None:
+    """Refuse a registry whose root has no registry.json, a corrupt one, or a newer format than this ftkit reads."""
+    if registry_json is None:
+        raise RegistryError(
+            f"{where} is a git repository but not an ftkit registry (no registry.json at its root)",
+            hint="point --registry at an ftkit registry or at a new folder",
+        )
+    try:
+        version = int(json.loads(registry_json)["format"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise RegistryError(
+            f"{where} has a corrupt registry.json ({error})", hint="restore it from a backup or a remote"
+        ) from error
+    if version > FORMAT_VERSION:
+        raise RegistryError(
+            f"{where} was written by a newer ftkit (registry format {version}; this ftkit reads up to "
+            f"{FORMAT_VERSION}); nothing was changed",
+            hint="upgrade ftkit: pip install -U ftkit",
+        )
 
 
 def validate(record: RunRecord) -> None:

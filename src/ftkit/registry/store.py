@@ -156,23 +156,7 @@ class RunRegistry:
     def check_format(self, root: gitops.Entries, where: Any) -> None:
         """Refuse a tree that is not an ftkit registry, or one written in a newer format than this ftkit reads."""
         entry = root.get("registry.json")
-        if entry is None:
-            raise RegistryError(
-                f"{where} is a git repository but not an ftkit registry (no registry.json at its root)",
-                hint="point --registry at an ftkit registry or at a new folder",
-            )
-        try:
-            version = int(json.loads(gitops.read_object(self.repo, entry.sha, b"blob"))["format"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise RegistryError(
-                f"{where} has a corrupt registry.json ({error})", hint="restore it from a backup or a remote"
-            ) from error
-        if version > records.FORMAT_VERSION:
-            raise RegistryError(
-                f"{where} was written by a newer ftkit (registry format {version}; this ftkit reads up to "
-                f"{records.FORMAT_VERSION}); nothing was changed",
-                hint="upgrade ftkit: pip install -U ftkit",
-            )
+        records.check_format(gitops.read_object(self.repo, entry.sha, b"blob") if entry else None, where)
 
     def close(self) -> None:
         """Stop background git processes."""
