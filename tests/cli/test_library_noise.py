@@ -19,7 +19,7 @@ BAR = "█"  # tqdm's bar fill (with the "it/s" rate it prints)
 # tqdm imported first, as in a notebook or a test session: its TQDM_DISABLE variable is read only at import.
 PROBE = """
 import tqdm.auto
-from ftkit.train.runner import quiet_libraries
+from ftkit.train.quiet import quiet_libraries
 quiet_libraries()
 import peft  # imports bitsandbytes when installed
 for _ in tqdm.auto.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors"):

@@ -29,6 +29,7 @@ from ftkit.recipe.resolve import config_hash, resolve_recipe
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.precision import confirm_auto_bf16
+from ftkit.train.quiet import quiet_libraries
 
 
 @dataclass
@@ -329,35 +330,6 @@ def save_output(
     (output_dir / "resolved.yaml").write_text(yamlio.dump(resolved), encoding="utf-8")
     if labels is not None:
         (output_dir / "labels.json").write_text(json.dumps([str(label) for label in labels]))
-
-
-def quiet_libraries() -> None:
-    """Silence library progress bars and advice: ftkit reports progress itself (FTKIT_DEBUG=1 keeps them)."""
-    import functools
-    import logging
-    import os
-    import warnings
-
-    if os.environ.get("FTKIT_DEBUG") == "1":
-        return
-    # peft imports bitsandbytes whenever it is installed (LoRA runs too), which logs at import time that the
-    # optional `kernels` package is missing: nothing the user can act on.
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    os.environ.setdefault("TQDM_DISABLE", "1")  # raw tqdm bars, e.g. GGUF de-quantization
-    import datasets
-    import tqdm.std
-    import transformers
-
-    # tqdm reads TQDM_DISABLE once, when first imported; if that was earlier, set the same default now.
-    init = tqdm.std.tqdm.__dict__.get("__init__")
-    if isinstance(init, functools.partialmethod) and "disable" not in init.keywords:
-        tqdm.std.tqdm.__init__ = functools.partialmethod(init.func, **init.keywords, disable=True)
-    datasets.disable_progress_bars()
-    datasets.utils.logging.set_verbosity_error()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|trl|peft|torch)\.")
 
 
 def execute_run(loaded: LoadedRecipe, run_id: str, run_name: str, reporter: Reporter) -> RunResult:
