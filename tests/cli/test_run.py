@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -117,6 +119,37 @@ def test_saved_adapter_reloads_to_the_trained_model(lora_run, tiny_model_dir):
     assert eval_loss_of(base, output) == pytest.approx(payload["metrics"]["base.eval.loss"], abs=1e-5)
 
 
+def next_steps_of(stderr: str) -> dict[str, str]:
+    """The `Next` block a run ends with: what -> command."""
+    lines = stderr.splitlines()
+    return dict(
+        re.match(r"^  (model|try it|compare|tag it)\s{2,}(.+)$", line).groups()
+        for line in lines[lines.index("Next") + 1 :]
+        if re.match(r"^  (model|try it|compare|tag it) ", line)
+    )
+
+
+def test_run_ends_with_next_steps_that_work(lora_run):
+    """The printed commands run as printed: the model answers, the tag lands on this run."""
+    root, result = lora_run
+    payload = json.loads(result.stdout)
+    steps = next_steps_of(result.stderr)
+    assert steps["model"] == payload["output_dir"]
+    assert "compare" not in steps  # the first run of this registry has nothing before it
+    argv = shlex.split(steps["try it"])
+    assert argv[0] == "python"
+    tried = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=600)
+    assert tried.returncode == 0, tried.stderr[-2000:]
+    from ftkit.inference import generate, load_trained_model  # what the printed line should have printed
+
+    assert tried.stdout == generate(load_trained_model(payload["output_dir"]), "Hello!") + "\n"
+    tag = shlex.split(steps["tag it"].replace(" NAME", " tried"))
+    assert tag[:2] == ["ftkit", "tag"] and tag[-2:] == ["--registry", str(root / "registry")]
+    assert runner.invoke(app, tag[1:]).exit_code == 0
+    shown = runner.invoke(app, ["show", "tried", "--json", "--registry", str(root / "registry")])
+    assert json.loads(shown.stdout)["id"] == payload["run_id"]
+
+
 def test_full_fine_tune_reloads_with_auto_model(tmp_path, tiny_model_dir, chat_data):
     from transformers import AutoModelForCausalLM
 
@@ -140,6 +173,10 @@ def test_same_seed_gives_the_same_run(tmp_path, recipe_file):
         assert result.exit_code == 0, result.output
         losses.append(json.loads(result.stdout)["metrics"]["train.loss"])
     assert losses[0] == losses[1]
+    # the second run of the registry suggests comparing with the first, and the command works
+    compare = shlex.split(next_steps_of(result.stderr)["compare"])
+    assert compare == ["ftkit", "diff", "@latest~1", "@latest", "--registry", str(tmp_path / "r")]
+    assert runner.invoke(app, compare[1:]).exit_code == 0
 
 
 def test_dry_run_trains_nothing(tmp_path, recipe_file):

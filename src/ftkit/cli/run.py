@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
+from ftkit.cli._format import fmt, fmt_delta
+from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
+from ftkit.cli._table import Cell, Column
 from ftkit.errors import ExitCode
 
 if TYPE_CHECKING:  # imported lazily: pydantic and the methods cost every command start-up time
@@ -23,15 +28,11 @@ _EXIT_FOR_STATUS = {
 def run_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. training.learning_rate=1e-4."),
-    json_mode: bool = typer.Option(
-        False, "--json", help="Print one JSON object on stdout; progress to stderr."
-    ),
+    json_mode: bool = json_option(),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate recipe and data and show the plan; no training."
     ),
-    registry: Path | None = typer.Option(
-        None, "--registry", envvar="FTKIT_REGISTRY", help="Run registry folder."
-    ),
+    registry: Path | None = registry_option(),
 ) -> None:
     """Fine-tune a model from a recipe and record the run."""
     code = run_and_record(
@@ -95,6 +96,10 @@ def run_and_record(
     registry.commit_run(record)
 
     _summary(output, loaded, result)
+    if result.status != "failed":
+        everyone = registry.summaries()
+        steps = next_steps(result.run_id, result.output_dir, loaded.recipe.task, everyone, registry_path)
+        _next_steps(output, steps)
     output.emit(
         {
             "run_id": run_id,
@@ -133,19 +138,11 @@ def _dry_run(loaded: LoadedRecipe, output: Output) -> int:
     }
     output.table(
         "Plan (dry run: nothing trained)",
-        ["", ""],
+        [Column(key=True), Column(min_width=16, cut="middle")],
         [[key, value] for key, value in plan.items() if key != "training"],
     )
     output.emit({"status": "dry-run", "plan": plan})
     return int(ExitCode.OK)
-
-
-def _format(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:,.0f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
@@ -164,39 +161,96 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
     for name in names:
         base, tuned = metrics.get(f"base.eval.{name}"), metrics.get(f"eval.{name}")
         delta = tuned - base if isinstance(base, float) and isinstance(tuned, float) else None
-        rows.append(
-            [f"eval {name}", _format(base), _format(tuned), f"{delta:+.4f}" if delta is not None else "—"]
-        )
+        rows.append([f"eval {name}", base, tuned, Cell(delta, fmt_delta(delta, None)[0] or "—")])
     if rows:
-        output.table("Base vs tuned", ["metric", "base", "tuned", "Δ"], rows)
+        output.table("Base vs tuned", [Column("metric", key=True), "base", "tuned", "Δ"], rows)
     for sample in result.samples[:3]:
         output.note(
-            f"[dim]expected:[/dim] {sample['reference']!r}\n[dim]base:[/dim]     "
-            f"{sample.get('base', '—')!r}\n[dim]tuned:[/dim]    {sample.get('tuned', '—')!r}"
+            f"[dim]expected:[/dim] {escape(repr(sample['reference']))}\n[dim]base:[/dim]     "
+            f"{escape(repr(sample.get('base', '—')))}\n[dim]tuned:[/dim]    {escape(repr(sample.get('tuned', '—')))}"
         )
     facts = [
         [
             "train loss (first → last)",
-            f"{_format(metrics.get('train.loss_first'))} → {_format(metrics.get('train.loss_last'))}",
+            f"{fmt(metrics.get('train.loss_first'))} → {fmt(metrics.get('train.loss_last'))}",
         ],
-        ["steps", _format(metrics.get("train.steps"))],
+        ["steps", metrics.get("train.steps")],
         [
             "trainable params",
-            f"{_format(metrics.get('train.trainable_params'))} "
+            f"{fmt(metrics.get('train.trainable_params'))} "
             f"({100 * (metrics.get('train.trainable_fraction') or 0):.2f}%)",
         ],
-        ["tokens/s", f"{metrics.get('train.tokens_per_sec') or 0:,.1f}"],
-        ["wall time", f"{metrics.get('run.wall_time_s') or 0:,.1f} s"],
-        ["peak memory", f"{metrics.get('train.peak_memory_mb') or 0:,.0f} MB"],
+        ["tokens/s", _rounded(metrics.get("train.tokens_per_sec"), 1)],
+        ["wall time", f"{fmt(_rounded(metrics.get('run.wall_time_s'), 1))} s"],
+        ["peak memory", f"{fmt(_rounded(metrics.get('train.peak_memory_mb'), 0))} MB"],
         [
             "truncated / dropped rows",
             f"{metrics.get('data.truncated_rows', 0)} / {metrics.get('data.dropped_rows', 0)}",
         ],
-        ["output", result.output_dir or "—"],
+        ["output", result.output_dir],
     ]
-    output.table(f"Run {result.run_id} {result.status}", ["", ""], facts)
+    output.table(
+        f"Run {result.run_id} {result.status}", [Column(key=True), Column(min_width=16, cut="middle")], facts
+    )
     if result.status == "interrupted":
-        output.note(f"[yellow]interrupted: what was trained is saved in {result.output_dir}[/yellow]")
+        output.note(
+            f"[yellow]interrupted: what was trained is saved in {escape(str(result.output_dir))}[/yellow]"
+        )
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def next_steps(
+    run_id: str, output_dir: str | None, task: str, runs: list[dict], registry_path: Path | None
+) -> list[tuple[str, str]]:
+    """What to do after a run, as (what, command) pairs: where the model is, a command that tries it, the diff
+    against the run before it (when there is one) and how to tag it. `runs` are the registry's summaries, newest
+    first; commands name this run by its short id (or @latest) and carry --registry when it was given."""
+    import os
+    import shlex
+
+    from ftkit.cli._format import unique_prefixes
+
+    steps = []
+    if output_dir:
+        steps.append(("model", str(output_dir)))
+        target = json.dumps(str(output_dir))  # a Python string literal (JSON's quoting is Python's)
+        if task == "classification":
+            code = (
+                f"from ftkit.inference import load_trained_model; t = load_trained_model({target}); "
+                'x = t.tokenizer("Some text to classify", return_tensors="pt"); '
+                "print(t.labels[t.model(**x).logits.argmax(-1).item()])"
+            )
+        else:
+            code = (
+                "from ftkit.inference import load_trained_model, generate; "
+                f'print(generate(load_trained_model({target}), "Hello!"))'
+            )
+        steps.append(("try it", f"python -c {shlex.quote(code)}"))
+    flag = ""
+    if registry_path is not None and os.environ.get("FTKIT_REGISTRY") != str(registry_path):
+        flag = f" --registry {shlex.quote(str(registry_path))}"
+    ids = [run["id"] for run in runs]
+    short = unique_prefixes(ids, (run.get("name") or "" for run in runs))
+    me = short.get(run_id, run_id)
+    position = ids.index(run_id) if run_id in ids else None
+    if position is not None and position + 1 < len(ids):
+        if position == 0:
+            steps.append(("compare", f"ftkit diff @latest~1 @latest{flag}"))
+        else:  # runs recorded after this one (in parallel) moved @latest
+            steps.append(("compare", f"ftkit diff {short[ids[position + 1]]} {me}{flag}"))
+    steps.append(("tag it", f"ftkit tag {me} NAME{flag}"))
+    return steps
+
+
+def _next_steps(output: Output, steps: list[tuple[str, str]]) -> None:
+    """Whole commands, never cut: they are for copying."""
+    output.note("[bold]Next[/bold]")
+    width = max(len(what) for what, _ in steps)
+    for what, command in steps:
+        output.note(f"  {escape(what).ljust(width)}  {escape(command)}")
 
 
 def register(app: typer.Typer) -> None:
