@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 import yaml
 
 from ftkit.methods.registry import get_method
@@ -79,11 +78,6 @@ def test_the_resolved_recipe_is_a_recipe_that_resolves_to_the_same_hash_elsewher
     assert config_hash(again) == config_hash(first)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: `epochs: auto` resolves to the int 3, which reloads as the float 3.0, so re-running a "
-    "resolved recipe changes the config hash; fixing it changes the hash of every auto-epochs run",
-)
 def test_auto_epochs_resolve_to_the_value_a_reload_gives(tmp_path):
     first, again = _resolved_twice(tmp_path, "  epochs: auto\n")
     assert config_hash(again) == config_hash(first)

@@ -36,7 +36,7 @@ def resolve_recipe(
     resolved = loaded.recipe.model_dump(mode="json")
     training = resolved["training"]
     if training["epochs"] == "auto":
-        training["epochs"] = 3 if train_rows < 1000 else 1
+        training["epochs"] = 3.0 if train_rows < 1000 else 1.0  # a float, as the schema reads it back
     if training["learning_rate"] == "auto":
         training["learning_rate"] = method.default_learning_rate
     if training["batch_size"] == "auto":
