@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from ftkit.cli._options import json_option
 from ftkit.cli._output import Output
 from ftkit.cli._table import Cell, Column
 from ftkit.errors import UsageError
@@ -66,7 +67,7 @@ def check_command(
         None, "--eval", help="Eval file: checked too, and its rows that repeat train rows are reported."
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when there are warnings."),
-    json_mode: bool = typer.Option(False, "--json", help="Print every problem and statistic as JSON."),
+    json_mode: bool = json_option(),
 ) -> None:
     """Check a data file: located errors, warnings, token statistics and what the model trains on."""
     from ftkit.data.check import check_file

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
+from ftkit.cli._options import json_option
 from ftkit.cli._output import Output
 
 
 def validate_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Override a key, e.g. training.learning_rate=1e-4."),
-    json_mode: bool = typer.Option(False, "--json", help="Print a JSON result on stdout."),
+    json_mode: bool = json_option(),
 ) -> None:
     """Check a recipe without loading any model; exit 2 with every problem located."""
     from ftkit.recipe.load import load_recipe  # lazily: keeps other commands' start-up fast
