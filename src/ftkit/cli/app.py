@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any, NamedTuple
 
@@ -153,6 +154,11 @@ class _FtkitGroup(TyperGroup):
         except KeyboardInterrupt:
             _report("interrupted by the user")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except BrokenPipeError:
+            # The reader went away (`ftkit runs | head`): stop quietly with the shell's SIGPIPE status, as git
+            # does; the interpreter's final flush of stdout must not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(BROKEN_PIPE_EXIT) from None
         except (typer.Exit, typer.Abort, _CLICK_EXCEPTION):
             raise
         except Exception as error:
@@ -164,6 +170,8 @@ class _FtkitGroup(TyperGroup):
             )
             raise typer.Exit(int(ExitCode.RUN_FAILED)) from None
 
+
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for a reader that closed early
 
 app = typer.Typer(
     name="ftkit",
