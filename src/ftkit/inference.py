@@ -95,7 +95,9 @@ def load_trained_model(
     full_precision_base: put the adapter on a full-precision base without merging (QLoRA's unmerged reference).
     """
     from ftkit.train.model_loading import load_tokenizer, model_class
+    from ftkit.train.quiet import quiet_bitsandbytes_import
 
+    quiet_bitsandbytes_import()
     output_dir = Path(output_dir)
     resolved = read_resolved(output_dir)
     method, options = _method_of(resolved)

@@ -7,15 +7,12 @@ from __future__ import annotations
 def quiet_libraries() -> None:
     """Silence library progress bars and advice: ftkit reports progress itself (FTKIT_DEBUG=1 keeps them)."""
     import functools
-    import logging
     import os
     import warnings
 
     if os.environ.get("FTKIT_DEBUG") == "1":
         return
-    # peft imports bitsandbytes whenever it is installed (LoRA runs too), which logs at import time that the
-    # optional `kernels` package is missing: nothing the user can act on.
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    quiet_bitsandbytes_import()
     os.environ.setdefault("TQDM_DISABLE", "1")  # raw tqdm bars, e.g. GGUF de-quantization
     import datasets
     import tqdm.std
@@ -31,3 +28,14 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|trl|peft|torch)\.")
+
+
+def quiet_bitsandbytes_import() -> None:
+    """peft imports bitsandbytes whenever it is installed (LoRA runs too), which logs at import time that the
+    optional `kernels` package is missing: nothing the user can act on. Only that logger is touched, so library
+    users of `ftkit.inference` keep their own logging (FTKIT_DEBUG=1 keeps the message)."""
+    import logging
+    import os
+
+    if os.environ.get("FTKIT_DEBUG") != "1":
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
