@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from rich.text import Text
 
-from ftkit.cli._format import ago, fmt, fmt_delta, fmt_size, unique_prefixes
-from ftkit.cli._table import Cell, Column, fit_widths, plain_lines, plain_value
+from ftkit.cli.formatting import ago, fmt, fmt_delta, fmt_size, unique_prefixes
+from ftkit.cli.table_fit import Cell, Column, fit_widths, plain_lines, plain_value
 from ftkit.registry.refs import resolve_reference
 
 

@@ -2,7 +2,7 @@
 
 Human output goes through rich. With --json, exactly one JSON document goes to stdout and everything meant for
 people (progress, summaries, warnings) goes to stderr, so `ftkit ... --json | jq` always works. Tables fit the
-terminal (see _table.py); when the human output is not a terminal they print in a plain tab-separated form, and
+terminal (see table_fit.py); when the human output is not a terminal they print in a plain tab-separated form, and
 hints move to stderr so the pipe carries data only. rich decides what a terminal is: `TTY_COMPATIBLE=1` forces the
 terminal form through a pipe (tests use it), `TTY_COMPATIBLE=0` the plain form in a terminal.
 """
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from ftkit.cli._table import Column
+    from ftkit.cli.table_fit import Column
 
 
 def _console(stderr: bool) -> Console:
@@ -107,17 +107,17 @@ class Output:
     ) -> None:
         """Print a table: fitted to the terminal (all columns, full width with `wide`), or plain when piped.
 
-        Cells are values or rich Text (never markup); see _table.Column for how each column fits.
+        Cells are values or rich Text (never markup); see table_fit.Column for how each column fits.
         """
-        from ftkit.cli import _table
+        from ftkit.cli import table_fit
 
         if not self.is_terminal:
-            for text in _table.plain_lines(title, columns, rows):
+            for text in table_fit.plain_lines(title, columns, rows):
                 self._write(text)
             return
         from rich.text import Text
 
-        table, hidden = _table.terminal_table(columns, rows, self.width, wide=wide)
+        table, hidden = table_fit.terminal_table(columns, rows, self.width, wide=wide)
         if self._printed and title:
             self.console.print()
         if title:

@@ -14,7 +14,7 @@ import typer
 
 from ftkit.cli._options import json_option
 from ftkit.cli._output import Output
-from ftkit.cli._table import Cell, Column
+from ftkit.cli.table_fit import Cell, Column
 from ftkit.errors import UsageError
 
 MAX_SHOWN = 20

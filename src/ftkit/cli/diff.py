@@ -12,11 +12,11 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from ftkit.cli._format import fmt, fmt_delta
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import VERDICT_STYLE, open_existing
-from ftkit.cli._table import Cell, Column
+from ftkit.cli.formatting import fmt, fmt_delta
+from ftkit.cli.table_fit import Cell, Column
 from ftkit.errors import GateFailedError
 from ftkit.registry import diff as diffing
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ftkit.cli._format import ago, fmt, fmt_delta, unique_prefixes
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import STATUS_STYLE, VERDICT_STYLE, open_or_none
-from ftkit.cli._table import plain_value
+from ftkit.cli.formatting import ago, fmt, fmt_delta, unique_prefixes
+from ftkit.cli.table_fit import plain_value
 from ftkit.registry import diff as diffing
 
 _MAX_KEYS = 8

@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from ftkit.cli._options import json_option, wide_option
 from ftkit.cli._output import Output
-from ftkit.cli._table import Column
+from ftkit.cli.table_fit import Column
 from ftkit.errors import MethodError
 
 methods_app = typer.Typer(

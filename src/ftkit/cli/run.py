@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from ftkit.cli._format import fmt, fmt_delta
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
-from ftkit.cli._table import Cell, Column
+from ftkit.cli.formatting import fmt, fmt_delta
+from ftkit.cli.table_fit import Cell, Column
 from ftkit.errors import ExitCode
 
 if TYPE_CHECKING:  # imported lazily: pydantic and the methods cost every command start-up time
@@ -211,7 +211,7 @@ def next_steps(
     import os
     import shlex
 
-    from ftkit.cli._format import unique_prefixes
+    from ftkit.cli.formatting import unique_prefixes
 
     steps = []
     if output_dir:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ftkit.cli._format import ago, unique_prefixes
 from ftkit.cli._options import json_option, registry_option, wide_option
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import STATUS_STYLE, open_or_none
-from ftkit.cli._table import Column
+from ftkit.cli.formatting import ago, unique_prefixes
+from ftkit.cli.table_fit import Column
 
 _PREFERRED = ("eval.loss", "eval.accuracy", "eval.perplexity", "train.loss", "train.loss_last")
 

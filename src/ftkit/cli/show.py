@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ftkit.cli._format import fmt, fmt_size
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import open_existing, status_text
-from ftkit.cli._table import Cell, Column
+from ftkit.cli.formatting import fmt, fmt_size
+from ftkit.cli.table_fit import Cell, Column
 
 # Key-value tables: the key column stays whole, values are cut in the middle (paths keep both ends).
 _FACTS = [Column(key=True), Column(min_width=16, cut="middle")]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ftkit.cli._format import fmt
+from ftkit.cli.formatting import fmt
 
 GAP = 2  # spaces between two columns
 
