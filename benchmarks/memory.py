@@ -24,7 +24,7 @@ METHODS = ("lora", "qlora", "full")
 def method_missing(name: str) -> str | None:
     """Why ftkit cannot run a method here (not registered, or its requirements unmet), or None."""
     code = (
-        "from ftkit.methods.registry import get_method\n"
+        "from ftkit.methods.catalog import get_method\n"
         f"method = get_method({name!r})\n"
         "method.check_requirements()\n"
     )

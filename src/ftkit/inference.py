@@ -52,7 +52,7 @@ def read_resolved(output_dir: str | Path) -> dict[str, Any]:
 
 
 def _method_of(resolved: dict[str, Any]) -> tuple[Method, MethodOptions]:
-    from ftkit.methods.registry import get_method
+    from ftkit.methods.catalog import get_method
 
     raw = dict(resolved.get("method") or {})
     method = get_method(str(raw.pop("name", "lora")))

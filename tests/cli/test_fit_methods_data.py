@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from ftkit.methods.registry import get_method
+from ftkit.methods.catalog import get_method
 from tests.cli.terminal import assert_fits, column_starts, piped, row_cells, sections, shows_enough, terminal
 from tests.methods.conftest import ALL_METHODS, MERGEABLE
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ftkit.cli.app import app
-from ftkit.methods import registry
+from ftkit.methods import catalog
 from ftkit.methods.base import Method, MethodOptions
 from tests.methods.conftest import ALL_METHODS, MERGEABLE
 
@@ -137,7 +137,7 @@ class _NeedsMissing(Method):
 
 
 def test_missing_requirement_is_listed_with_the_install_command(monkeypatch):
-    monkeypatch.setitem(registry.BUILTIN_METHODS, "needs-missing", f"{__name__}:_NeedsMissing")
+    monkeypatch.setitem(catalog.BUILTIN_METHODS, "needs-missing", f"{__name__}:_NeedsMissing")
     result = runner.invoke(app, ["methods", "--json"])
     item = {i["name"]: i for i in json.loads(result.stdout)}["needs-missing"]
     assert item["ready"] is False

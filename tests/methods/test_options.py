@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ftkit.cli.app import app
-from ftkit.methods.registry import BUILTIN_METHODS, get_method
+from ftkit.methods.catalog import BUILTIN_METHODS, get_method
 from tests.methods.conftest import ALL_METHODS
 
 runner = CliRunner()

@@ -114,7 +114,7 @@ def test_qlora_stops_before_loading_when_no_layer_fits_4bit(tmp_path, method_dat
 def test_training_after_a_4bit_evaluation_backpropagates_through_the_4bit_layers(wide_model_dir):
     """bitsandbytes' AVX512-BF16 repack (first eval-mode forward without gradients) leaves layers without a
     backward: the base evaluation before training must not change the gradients of the first step."""
-    from ftkit.methods.registry import get_method
+    from ftkit.methods.catalog import get_method
     from ftkit.train.model_loading import load_model
 
     method = get_method("qlora")

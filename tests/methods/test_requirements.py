@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ftkit.cli.app import app
-from ftkit.methods import registry
+from ftkit.methods import catalog
 from ftkit.methods.base import Method, MethodOptions
 from tests.methods.conftest import method_recipe
 
@@ -57,7 +57,7 @@ class _RealMissing(Method):
 def test_a_really_missing_module_stops_the_run_too(
     tmp_path, tiny_model_dir, method_data, no_model_loading, monkeypatch
 ):
-    monkeypatch.setitem(registry.BUILTIN_METHODS, "needs-real-missing", f"{__name__}:_RealMissing")
+    monkeypatch.setitem(catalog.BUILTIN_METHODS, "needs-real-missing", f"{__name__}:_RealMissing")
     recipe = method_recipe(tmp_path, tiny_model_dir, method_data, "full")
     result = runner.invoke(
         app,

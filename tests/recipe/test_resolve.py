@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ftkit.methods.registry import get_method
+from ftkit.methods.catalog import get_method
 from ftkit.recipe.load import load_recipe
 from ftkit.recipe.resolve import config_hash, resolve_recipe
 

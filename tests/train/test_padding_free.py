@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ftkit.errors import UsageError
-from ftkit.methods.registry import BUILTIN_METHODS, get_method
+from ftkit.methods.catalog import BUILTIN_METHODS, get_method
 from ftkit.train.hardware import PADDING_FREE_ARCHITECTURES, Hardware, plan_training
 from tests.conftest import build_tokenizer, chat_rows
 

@@ -33,7 +33,7 @@ def _installed(module: str) -> bool:
 
 
 def _source(name: str) -> str:
-    from ftkit.methods.registry import BUILTIN_METHODS
+    from ftkit.methods.catalog import BUILTIN_METHODS
 
     return "built-in" if name in BUILTIN_METHODS else "plug-in"
 
@@ -96,7 +96,7 @@ def method_options(method: Any) -> list[dict[str, Any]]:
 
 
 def _all_methods(output: Output) -> list[Any]:
-    from ftkit.methods.registry import get_method, method_names
+    from ftkit.methods.catalog import get_method, method_names
 
     methods = []
     for name in method_names():
@@ -161,7 +161,7 @@ def show_method(
     json_mode: bool = json_option(),
 ) -> None:
     """Show one method's options with their types, defaults and help."""
-    from ftkit.methods.registry import get_method
+    from ftkit.methods.catalog import get_method
 
     output = Output(json_mode)
     method = get_method(name)

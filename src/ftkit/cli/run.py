@@ -114,7 +114,7 @@ def run_and_record(
 
 
 def _dry_run(loaded: LoadedRecipe, output: Output) -> int:
-    from ftkit.methods.registry import get_method
+    from ftkit.methods.catalog import get_method
     from ftkit.train.runner import load_recipe_data
 
     recipe = loaded.recipe

@@ -189,7 +189,7 @@ def load_recipe(
     path: str | Path, overrides: list[str] | None = None, *, check_paths: bool = True
 ) -> LoadedRecipe:
     """Read, override and validate a recipe. Raises RecipeError listing every problem with its location."""
-    from ftkit.methods.registry import get_method
+    from ftkit.methods.catalog import get_method
 
     recipe_path = Path(path)
     if not recipe_path.is_file():

@@ -23,7 +23,7 @@ from ftkit.data.render import ensure_chat_template
 from ftkit.errors import DataError, FtkitError
 from ftkit.evaluation.evaluate import evaluate_model
 from ftkit.methods.base import Method
-from ftkit.methods.registry import get_method
+from ftkit.methods.catalog import get_method
 from ftkit.recipe.load import LoadedRecipe
 from ftkit.recipe.resolve import config_hash, resolve_recipe
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
