@@ -24,13 +24,7 @@ def load_tokenizer(model: str, base_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
     source, extra = model_source(model, base_dir)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-    except (OSError, ValueError) as error:
-        raise ModelError(
-            f"cannot load the tokenizer for `{model}`: {_first_line(error)}",
-            hint="check the model id or path; hub models need network access or a local cache (HF_HOME)",
-        ) from None
+    tokenizer = _loaded(f"the tokenizer for `{model}`", AutoTokenizer.from_pretrained, source, **extra)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer
@@ -73,13 +67,7 @@ def load_model(
     auto = model_class(task)
     # transformers refuses a quantization config with a GGUF file: de-quantize first, then quantize (QLoRA).
     requantize = kwargs.pop("quantization_config", None) if "gguf_file" in extra else None
-    try:
-        loaded = auto.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as error:
-        raise ModelError(
-            f"cannot load model `{model}`: {_first_line(error)}",
-            hint="check the model id or path; hub models need network access or a local cache (HF_HOME)",
-        ) from None
+    loaded = _loaded(f"model `{model}`", auto.from_pretrained, source, **kwargs)
     if "gguf_file" in extra:
         loaded = _plain_model_from_gguf(loaded, auto, dtype)
         if requantize is not None:
@@ -117,13 +105,7 @@ def model_skeleton(model: str, base_dir: Path, task: str, num_labels: int | None
     from transformers import AutoConfig
 
     source, extra = model_source(model, base_dir)
-    try:
-        config = AutoConfig.from_pretrained(source, **extra)
-    except (OSError, ValueError) as error:
-        raise ModelError(
-            f"cannot load the config of model `{model}`: {_first_line(error)}",
-            hint="check the model id or path; hub models need network access or a local cache (HF_HOME)",
-        ) from None
+    config = _loaded(f"the config of model `{model}`", AutoConfig.from_pretrained, source, **extra)
     if num_labels is not None:
         config.num_labels = num_labels
     with torch.device("meta"):
@@ -150,6 +132,17 @@ def _quantized_copy(model: Any, auto: Any, quantization_config: Any, device_map:
         return auto.from_pretrained(
             folder, quantization_config=quantization_config, device_map=device_map or "cpu", dtype=model.dtype
         )
+
+
+def _loaded(what: str, load: Any, source: str, **kwargs: Any) -> Any:
+    """`load(source, **kwargs)`, with transformers' missing-file and bad-config errors turned into a ModelError."""
+    try:
+        return load(source, **kwargs)
+    except (OSError, ValueError) as error:
+        raise ModelError(
+            f"cannot load {what}: {_first_line(error)}",
+            hint="check the model id or path; hub models need network access or a local cache (HF_HOME)",
+        ) from None
 
 
 def _first_line(error: Exception) -> str:
