@@ -103,6 +103,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spinning makes a step many times
+    slower with 2 threads than with 1. Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def wide_model_dir(tmp_path_factory) -> Path:
     """The tiny Llama with layer widths a 4-bit base needs (hidden 64, intermediate 128: multiples of

@@ -9,53 +9,18 @@ planner's `auto` choice must equal that measured exactness.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ftkit.errors import UsageError
 from ftkit.methods.catalog import BUILTIN_METHODS, get_method
 from ftkit.train.hardware import PADDING_FREE_ARCHITECTURES, Hardware, plan_training
-from tests.conftest import build_tokenizer, chat_rows
+from tests.conftest import chat_rows
 
 TOLERANCE = 1e-5
 CPU = Hardware("cpu", "test", 1, 1, True)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A 2-layer Llama 64 wide (the width real models have relative to bitsandbytes' 4-bit block, for qlora)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    directory = tmp_path_factory.mktemp("tiny-llama-64")
-    tokenizer = build_tokenizer(directory)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    LlamaForCausalLM(config).save_pretrained(directory)
-    return directory
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def batches(tokenizer) -> tuple[list[int], dict, dict]:
@@ -106,19 +71,19 @@ def auto_choice(method, config, task: str = "causal-lm", requested="auto"):
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("name", list(BUILTIN_METHODS))
-def test_auto_turns_padding_free_on_exactly_where_it_is_exact(model_dir, name, attention):
+def test_auto_turns_padding_free_on_exactly_where_it_is_exact(wide_model_dir, name, attention):
     import torch
     from transformers import AutoTokenizer
 
     from ftkit.train.model_loading import load_model
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(wide_model_dir)
     lengths, padded, flat = batches(tokenizer)
     method = get_method(name)
     method.tokenizer = tokenizer
     options = method.parse_options({})
     extra = {**method.model_load_kwargs(options, "cpu"), "attn_implementation": attention}
-    model = load_model(str(model_dir), model_dir, "causal-lm", torch.float32, extra)
+    model = load_model(str(wide_model_dir), wide_model_dir, "causal-lm", torch.float32, extra)
     config = model.config  # what the runner gives the planner: the loaded base model's
     assert config._attn_implementation == attention
     torch.manual_seed(1)
