@@ -11,6 +11,7 @@ from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import open_existing
 from ftkit.errors import UsageError
+from ftkit.registry.paths import protected_area, safe_file_stem
 
 
 def recipe_as_written(loaded: dict, folder: Path) -> tuple[str, list[str]]:
@@ -25,7 +26,10 @@ def recipe_as_written(loaded: dict, folder: Path) -> tuple[str, list[str]]:
 def checkout_command(
     run: str = typer.Argument(..., help="Run id, unique id prefix, name, tag, @latest or @latest~N."),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="File to write (default: <run-name>.yaml here; '-' prints it)."
+        None,
+        "--output",
+        "-o",
+        help="File to write (default: <run-name>.yaml in this folder, made a safe file name; '-' prints it).",
     ),
     resolved: bool = typer.Option(
         False,
@@ -51,7 +55,13 @@ def checkout_command(
         )
     name = loaded["run"].get("name") or run_id
     to_stdout = output is not None and str(output) == "-"
-    target = Path.cwd() / "-" if to_stdout else (output or Path(f"{name}.yaml"))
+    target = Path.cwd() / "-" if to_stdout else (output or Path(f"{safe_file_stem(name, run_id)}.yaml"))
+    area = None if to_stdout else protected_area(reg.root, target)
+    if area is not None:
+        raise UsageError(
+            f"{'-o ' if output is not None else ''}{target}: that is inside the registry's {area.name} ({area}); nothing was written",
+            hint="write the recipe outside the registry, e.g. -o recipe.yaml",
+        )
     notes: list[str] = []
     if not resolved:
         text, notes = recipe_as_written(loaded, target.absolute().parent)

@@ -13,7 +13,7 @@ from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli.formatting import fmt, fmt_delta
 from ftkit.cli.table_fit import Cell, Column
-from ftkit.errors import ExitCode
+from ftkit.errors import ExitCode, RecipeError
 
 if TYPE_CHECKING:  # imported lazily: pydantic and the methods cost every command start-up time
     from ftkit.recipe.load import LoadedRecipe
@@ -57,6 +57,7 @@ def run_and_record(
 
     output = Output(json_mode)
     loaded = load_recipe(recipe_path, overrides)
+    _refuse_output_in_registry(loaded, registry_path)
     if dry_run:
         return _dry_run(loaded, output)
 
@@ -111,6 +112,28 @@ def run_and_record(
         }
     )
     return int(_EXIT_FOR_STATUS[result.status])
+
+
+def _refuse_output_in_registry(loaded: LoadedRecipe, registry_path: Path | None) -> None:
+    """RecipeError (exit 2) at the `output` key when it points into the registry's git directory or weights
+    store: writing there corrupts the registry (refs, objects)."""
+    from ftkit.recipe.load import _line_map, split_override
+    from ftkit.registry.paths import protected_area
+    from ftkit.registry.store import default_registry_path
+
+    root = registry_path if registry_path is not None else default_registry_path()
+    area = protected_area(root, loaded.resolve_path(loaded.recipe.output))
+    if area is None:
+        return
+    if any(split_override(item)[0] == ("output",) for item in loaded.overrides):
+        where = "--set output"
+    else:
+        line = _line_map(loaded.text).get(("output",))
+        where = f"{loaded.path}:{line}" if line else str(loaded.path)
+    raise RecipeError(
+        f"{where}: output: {loaded.recipe.output!r} is inside the registry's {area.name} ({area})",
+        hint="point `output` at a folder outside the registry, e.g. outputs/",
+    )
 
 
 def _dry_run(loaded: LoadedRecipe, output: Output) -> int:
