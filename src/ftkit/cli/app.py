@@ -109,11 +109,40 @@ class _LazyCommands(MutableMapping):
         return len(set(COMMANDS) | set(self._loaded))
 
 
-def _report(message: str, hint: str | None = None, problems: list[str] | None = None) -> None:
+def _wants_json(ctx) -> bool:  # noqa: ANN001 - a click Context
+    """Whether the subcommand line asked for --json; read at group level, where its parsed params don't exist."""
+    args = list(ctx.args)
+    if "--" in args:  # after `--` a "--json" is a positional value, not the option
+        args = args[: args.index("--")]
+    return "--json" in args
+
+
+def _report(
+    message: str,
+    hint: str | None = None,
+    problems: list[str] | None = None,
+    *,
+    exit_code: int,
+    json_mode: bool = False,
+    kind: str = "error",
+) -> None:
+    """The error for people on stderr; with --json also one error document on stdout, so `| jq` gets JSON."""
     # rich loads only when there is something to report.
     from ftkit.cli._output import Output
 
-    Output().error(message, hint, problems)
+    output = Output(json_mode)
+    output.error(message, hint, problems)
+    output.emit(
+        {
+            "error": {
+                "kind": kind,
+                "message": message,
+                "hint": hint,
+                "exit_code": exit_code,
+                "problems": list(problems or []),
+            }
+        }
+    )
 
 
 class _FtkitGroup(TyperGroup):
@@ -144,16 +173,26 @@ class _FtkitGroup(TyperGroup):
 
     def invoke(self, ctx):  # noqa: ANN001 - click's signature
         debug = os.environ.get("FTKIT_DEBUG") == "1"
+        json_mode = _wants_json(ctx)  # before super().invoke, which empties ctx.args
         try:
             return super().invoke(ctx)
         except FtkitError as error:
             if debug:
                 raise
-            _report(error.message, error.hint, error.problems)
-            raise typer.Exit(int(error.exit_code)) from None
+            code = int(error.exit_code)
+            _report(
+                error.message,
+                error.hint,
+                error.problems,
+                exit_code=code,
+                json_mode=json_mode,
+                kind=error.kind,
+            )
+            raise typer.Exit(code) from None
         except KeyboardInterrupt:
-            _report("interrupted by the user")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            code = int(ExitCode.INTERRUPTED)
+            _report("interrupted by the user", exit_code=code, json_mode=json_mode, kind="interrupted")
+            raise typer.Exit(code) from None
         except BrokenPipeError:
             # The reader went away (`ftkit runs | head`): stop quietly with the shell's SIGPIPE status, as git
             # does; the interpreter's final flush of stdout must not fail again.
@@ -164,11 +203,15 @@ class _FtkitGroup(TyperGroup):
         except Exception as error:
             if debug:
                 raise
+            code = int(ExitCode.RUN_FAILED)
             _report(
                 f"unexpected internal error: {type(error).__name__}: {error}",
                 hint="re-run with FTKIT_DEBUG=1 for the full traceback, and report it if it persists",
+                exit_code=code,
+                json_mode=json_mode,
+                kind="internal",
             )
-            raise typer.Exit(int(ExitCode.RUN_FAILED)) from None
+            raise typer.Exit(code) from None
 
 
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for a reader that closed early

@@ -82,7 +82,13 @@ def split_override(override: str) -> tuple[tuple[str, ...], str]:
         raise RecipeError(
             f"--set {override!r} is not KEY=VALUE", hint="write it as --set training.learning_rate=1e-4"
         )
-    return tuple(part for part in key.strip().split(".")), value
+    parts = tuple(key.strip().split("."))
+    if not all(part.strip() for part in parts):
+        raise RecipeError(
+            f"--set {override}: the key `{key.strip()}` has an empty part (a doubled, leading or trailing dot)",
+            hint="separate keys with single dots, e.g. --set training.learning_rate=1e-4",
+        )
+    return parts, value
 
 
 def apply_override(raw: dict[str, Any], override: str) -> tuple[str, ...]:
@@ -185,6 +191,26 @@ def path_is_tag(part: str) -> bool:
     )
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _read_utf8(path: Path, label: str) -> str:
+    """The recipe's text; a RecipeError at the first byte that is not UTF-8 (or naming UTF-16) otherwise."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        if data.startswith(_UTF16_BOMS):
+            problem = "the file is UTF-16 (it starts with a UTF-16 byte order mark)"
+        else:
+            problem = f"byte 0x{data[error.start]:02x} at offset {error.start} is not valid UTF-8"
+        raise RecipeError(
+            f"{label}:{line}: the recipe is not UTF-8 text: {problem}",
+            hint="save the recipe as UTF-8 (in most editors: Save with Encoding -> UTF-8)",
+        ) from None
+
+
 def load_recipe(
     path: str | Path, overrides: list[str] | None = None, *, check_paths: bool = True
 ) -> LoadedRecipe:
@@ -196,8 +222,8 @@ def load_recipe(
         raise RecipeError(
             f"recipe file not found: {recipe_path}", hint="check the path, or run `ls` to see files"
         )
-    text = recipe_path.read_text(encoding="utf-8")
     label = str(recipe_path)
+    text = _read_utf8(recipe_path, label)
     try:
         raw = yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - a SafeLoader subclass
         lines = _line_map(text)
