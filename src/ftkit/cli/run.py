@@ -117,7 +117,7 @@ def run_and_record(
 def _refuse_output_in_registry(loaded: LoadedRecipe, registry_path: Path | None) -> None:
     """RecipeError (exit 2) at the `output` key when it points into the registry's git directory or weights
     store: writing there corrupts the registry (refs, objects)."""
-    from ftkit.recipe.load import _line_map, split_override
+    from ftkit.recipe.load import line_map, split_override
     from ftkit.registry.paths import protected_area
     from ftkit.registry.store import default_registry_path
 
@@ -128,7 +128,7 @@ def _refuse_output_in_registry(loaded: LoadedRecipe, registry_path: Path | None)
     if any(split_override(item)[0] == ("output",) for item in loaded.overrides):
         where = "--set output"
     else:
-        line = _line_map(loaded.text).get(("output",))
+        line = line_map(loaded.text).get(("output",))
         where = f"{loaded.path}:{line}" if line else str(loaded.path)
     raise RecipeError(
         f"{where}: output: {loaded.recipe.output!r} is inside the registry's {area.name} ({area})",

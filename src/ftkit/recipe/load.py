@@ -58,7 +58,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _line_map(text: str) -> dict[tuple[str, ...], int]:
+def line_map(text: str) -> dict[tuple[str, ...], int]:
     """Map each dotted key path to the 1-based line where its key appears."""
     lines: dict[tuple[str, ...], int] = {}
 
@@ -226,7 +226,7 @@ def load_recipe(
     text = _read_utf8(recipe_path, label)
     try:
         raw = yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - a SafeLoader subclass
-        lines = _line_map(text)
+        lines = line_map(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{label}:{mark.line + 1}" if mark else label
