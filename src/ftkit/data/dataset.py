@@ -11,6 +11,7 @@ from ftkit.data.check import CheckReport, check_file
 from ftkit.data.fingerprint import fingerprint
 from ftkit.data.formats import Example
 from ftkit.data.overlap import Overlap, find_overlap, group_duplicates
+from ftkit.data.readers import refuse_special_file
 from ftkit.errors import DataError
 
 __all__ = [
@@ -121,6 +122,9 @@ def load_run_data(
     seed: int,
 ) -> RunData:
     """Load train (and eval) data for a run, splitting eval off train when asked."""
+    for key, source in (("data.train", train_path), ("data.eval", eval_path)):
+        if isinstance(source, Path):
+            refuse_special_file(source, key)
     report = load_checked(train_path, fmt, columns)
     train, fmt, reason, warnings = report.examples, report.format, report.format_reason, report.warnings
     files = {"train": fingerprint(train_path, len(train))}

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,38 @@ def data_source(value: str, base_dir: Path) -> Path | str:
     return resolved
 
 
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_file_kind(path: Path) -> str | None:
+    """What a path is when it is not a regular file or folder (after following symlinks), else None.
+    Such files are never opened: a FIFO blocks forever and a device like /dev/zero never ends."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    for test, kind in _SPECIAL_KINDS:
+        if test(mode):
+            return kind
+    return None
+
+
+def refuse_special_file(path: Path, label: str | None = None) -> None:
+    """DataError, located at `label` (a recipe key) or the path, when the path is not a regular file or folder."""
+    kind = special_file_kind(path)
+    if kind is not None:
+        where = f"{label}: {path}" if label else str(path)
+        raise DataError(
+            f"{where}: is {kind}, not a regular file",
+            hint="point the data at a regular file (copy the stream to a file first)",
+        )
+
+
 def read_rows(path: str | Path) -> tuple[list[Row], list[RowProblem]]:
     """Read a data file into rows. Unparseable rows become problems, never exceptions; a missing or
     unreadable file is a DataError."""
@@ -73,6 +106,7 @@ def read_rows(path: str | Path) -> tuple[list[Row], list[RowProblem]]:
             f"{file_path}: no such file or folder",
             hint="check the path (relative paths in a recipe are relative to the recipe's folder)",
         )
+    refuse_special_file(file_path)
     if file_path.is_dir():
         return _read_datasets_folder(file_path), []
     suffix = file_path.suffix.lower()

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ftkit.data.readers import special_file_kind
 from ftkit.errors import FtkitError, RecipeError
 from ftkit.hub_ids import is_hub_dataset_id, is_hub_model_id
 from ftkit.methods.base import MethodOptions
@@ -298,6 +299,8 @@ def _check_paths(recipe: Recipe, base_dir: Path, problems: _Problems) -> None:
             continue
         if not resolve(value).exists() and not is_hub_dataset_id(value):
             problems.add(("data", key), f"file not found: {resolve(value)}")
+        elif kind := special_file_kind(resolve(value)):
+            problems.add(("data", key), f"{resolve(value)} is {kind}, not a regular file")
 
     model = recipe.model
     model_path = resolve(model)
