@@ -63,9 +63,14 @@ def run_and_record(
 
     from ftkit.cli._progress import TerminalReporter
     from ftkit.registry.environment import collect_environment
-    from ftkit.registry.store import RunRecord, RunRegistry
+    from ftkit.registry.preflight import check_registry_ready
+    from ftkit.registry.store import RunRecord, RunRegistry, default_registry_path
     from ftkit.train.runner import execute_run
 
+    # Before training: a run that cannot be committed afterwards would be lost.
+    check_registry_ready(
+        registry_path if registry_path is not None else default_registry_path(), note=output.warn
+    )
     registry = RunRegistry.open(registry_path)
     run_id = registry.new_run_id()
     name = loaded.recipe.name or registry.new_run_name(run_id)
