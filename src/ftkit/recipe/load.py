@@ -21,9 +21,66 @@ from ftkit.methods.base import MethodOptions
 from ftkit.recipe.schema import Recipe, known_keys
 from ftkit.suggest import did_you_mean
 
+# Nodes that aliases may add to a document once expanded. Real recipes reuse a block or two (tens of nodes); a
+# "billion laughs" document of nested aliases expands to billions, which every walk over the tree would visit.
+MAX_ALIAS_EXPANSION = 10_000
+
+
+class AliasExpansionError(yaml.composer.ComposerError):
+    """Aliases in a YAML document would expand it beyond MAX_ALIAS_EXPANSION nodes (or into a cycle)."""
+
 
 class RecipeLoader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-4` as a float (YAML 1.1 wants a dot in the mantissa): how recipes are read."""
+    """SafeLoader that also reads `1e-4` as a float (YAML 1.1 wants a dot in the mantissa): how recipes are read.
+    It refuses documents whose aliases expand beyond MAX_ALIAS_EXPANSION nodes, located at the alias."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._alias_nodes = 0
+        self._node_sizes: dict[int, int] = {}
+        self._open_anchors: list[str | None] = []
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if event.anchor in self._open_anchors:
+                raise AliasExpansionError(
+                    None,
+                    None,
+                    f"alias *{event.anchor} refers to a node that contains itself",
+                    event.start_mark,
+                )
+            if node is not None:
+                self._alias_nodes += self._expanded_size(node)
+                if self._alias_nodes > MAX_ALIAS_EXPANSION:
+                    raise AliasExpansionError(
+                        None,
+                        None,
+                        f"alias *{event.anchor} makes the aliases expand to more than "
+                        f"{MAX_ALIAS_EXPANSION:,} nodes",
+                        event.start_mark,
+                    )
+            return super().compose_node(parent, index)
+        anchor = self.peek_event().anchor
+        self._open_anchors.append(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open_anchors.pop()
+
+    def _expanded_size(self, node: yaml.Node) -> int:
+        """Nodes in `node` once every alias inside it is expanded (memoized, so shared nodes cost once). Aliases
+        only reach finished nodes (an alias into an open one is refused above), so there is no cycle."""
+        key = id(node)
+        if key not in self._node_sizes:
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            self._node_sizes[key] = 1 + sum(self._expanded_size(child) for child in children)
+        return self._node_sizes[key]
 
 
 RecipeLoader.add_implicit_resolver(
@@ -231,6 +288,11 @@ def load_recipe(
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{label}:{mark.line + 1}" if mark else label
+        if isinstance(error, AliasExpansionError):
+            raise RecipeError(
+                f"{where}: {error.problem}",
+                hint="write the repeated values out, or use fewer nested aliases (`*name`)",
+            ) from None
         raise RecipeError(
             f"{where}: the recipe is not valid YAML: {getattr(error, 'problem', error)}",
             hint="check indentation and quoting around that line",
