@@ -14,6 +14,7 @@ from rich.markup import escape
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import open_registry
+from ftkit.registry.scrub import mask_url
 
 registry_app = typer.Typer(
     name="registry",
@@ -38,7 +39,7 @@ def push_command(
     out.emit(result)
     merged = result.get("merged_runs") or []
     extra = f" after merging {len(merged)} run(s) from it" if merged else ""
-    out.note(f"pushed the registry to {escape(remote)}{extra}")
+    out.note(f"pushed the registry to {escape(mask_url(remote))}{extra}")
 
 
 @registry_app.command("pull")
@@ -54,11 +55,11 @@ def pull_command(
     out.emit(result)
     kind = result["result"]
     if kind == "remote-empty":
-        out.note(f"{escape(remote)} has no runs yet")
+        out.note(f"{escape(mask_url(remote))} has no runs yet")
     elif kind == "up-to-date":
         out.note("already up to date")
     else:
-        out.note(f"pulled {len(result['new_runs'])} new run(s) from {escape(remote)} ({kind})")
+        out.note(f"pulled {len(result['new_runs'])} new run(s) from {escape(mask_url(remote))} ({kind})")
         if result["tags"]:
             out.note(f"tags updated: {escape(', '.join(result['tags']))}")
 

@@ -4,18 +4,22 @@ Files live at `<registry>/objects/sha256/ab/cdef...` (the first two hex digits n
 already stored is never written again, so identical weights across runs take the space once. Files are copied by
 default — a hard link would let a later in-place write to the run's output folder silently change the stored
 copy — and `link=True` (or FTKIT_ARTIFACTS=link) hard-links instead when the output folder is on the same disk.
+Small text files (resolved.yaml, configs, logs) are stored with
+their secrets scrubbed (ftkit.registry.scrub), so their stored sha256 may differ from the output folder's copy.
 Stored files are made read-only. Every write goes through a temporary file and an atomic rename.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
 
 from ftkit.errors import RegistryError
 from ftkit.hashing import file_sha256, iter_chunks
+from ftkit.registry import scrub
 
 
 class ArtifactStore:
@@ -75,8 +79,9 @@ class ArtifactStore:
         """Store every file under `folder` (recursively, symlinks followed, sorted); return artifacts.json rows."""
         folder = Path(folder)
         rows = []
+        env_values = scrub.env_secret_values()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest, size, _ = self.put(path)
+            digest, size = self._put_scrubbed(path, env_values)
             rows.append(
                 {
                     "name": path.relative_to(folder).as_posix(),
@@ -87,7 +92,47 @@ class ArtifactStore:
             )
         return rows
 
+    def _put_scrubbed(self, path: Path, env_values: list[str]) -> tuple[str, int]:
+        """Store `path`; a small text file (recipe, config, log) is stored with its secrets scrubbed."""
+        text = None
+        if path.suffix.lower() in _TEXT_SUFFIXES and path.stat().st_size <= _MAX_SCRUB_BYTES:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = None
+        clean = _scrub_artifact(text, path.suffix.lower(), env_values) if text is not None else None
+        if clean is None or clean == text:
+            digest, size, _ = self.put(path)
+            return digest, size
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".scrub-", dir=self.root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as writer:
+                writer.write(clean)
+            digest, size, _ = self.put(Path(tmp_name))
+        finally:
+            os.unlink(tmp_name)
+        return digest, size
+
     def verify(self, sha256: str) -> bool:
         """True when the stored file exists and still hashes to its name."""
         path = self.path_for(sha256)
         return path.is_file() and file_sha256(path) == sha256
+
+
+_TEXT_SUFFIXES = {".yaml", ".yml", ".json", ".jsonl", ".txt", ".md", ".log", ".cfg", ".ini", ".toml"}
+_MAX_SCRUB_BYTES = 16 * 1024 * 1024
+
+
+def _scrub_artifact(text: str, suffix: str, env_values: list[str]) -> str:
+    """`text` with secrets redacted; JSON stays valid (re-serialised through the structured scrub if needed)."""
+    if suffix in (".yaml", ".yml"):
+        return scrub.scrub_yaml_text(text, env_values)
+    clean = scrub.scrub_text(text, env_values)
+    if suffix != ".json" or clean == text:
+        return clean
+    try:
+        json.loads(clean)
+        return clean
+    except ValueError:
+        return json.dumps(scrub.scrub_data(json.loads(text), env_values), indent=2, ensure_ascii=False)

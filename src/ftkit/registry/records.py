@@ -181,8 +181,9 @@ def render(
     return out, run
 
 
-def commit_message(record: RunRecord, run: dict) -> str:
-    """One subject line a `git log --oneline` reader understands, then trailers naming the run and its status."""
+def commit_message(record: RunRecord, run: dict, env_values: list[str] | None = None) -> str:
+    """One subject line a `git log --oneline` reader understands, then trailers naming the run and its status.
+    Secrets in the name or model (tokens, URL passwords, secret environment values) are redacted."""
     subject = (
         f"run {record.run_id} {record.name}: {record.method or '?'} on {record.model or '?'}, {record.status}"
     )
@@ -190,6 +191,7 @@ def commit_message(record: RunRecord, run: dict) -> str:
     if headline:
         value = headline[1]
         subject += f", {headline[0]}={f'{value:.4g}' if isinstance(value, float) else value}"
+    subject = scrub.scrub_text(subject, env_values)
     return f"{subject}\n\nFtkit-Run: {record.run_id}\nFtkit-Status: {record.status}\n"
 
 

@@ -44,6 +44,10 @@ _SECRET_ENV_NAME = re.compile(
     r"(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)", re.IGNORECASE
 )
 _MIN_ENV_SECRET = 8
+# user:password@ in any scheme://; the password is replaced, the user and host stay readable
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'\"]*:)([^@\s/'\"]+)(@)")
+# a comment that names a secret key: `# password: x`, `# api_key = x` (commented-out settings keep their values)
+_YAML_SECRET_COMMENT = re.compile(r"(#\s*[\"']?([A-Za-z0-9_.-]+)[\"']?\s*[:=]\s*)(\S.*)$")
 
 
 def is_secret_key(key: str) -> bool:
@@ -65,14 +69,19 @@ def env_secret_values(environ: dict[str, str] | None = None) -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
+def mask_url(text: str) -> str:
+    """`scheme://user:password@host` with the password replaced by ***, anywhere in `text`."""
+    return _URL_PASSWORD.sub(r"\1***\3", text)
+
+
 def scrub_text(text: str, env_values: list[str] | None = None) -> str:
-    """Replace credential-looking values and secret environment values inside free text."""
+    """Replace credential-looking values, URL passwords and secret environment values inside free text."""
     if env_values is None:
         env_values = env_secret_values()
     for value in env_values:
         if value in text:
             text = text.replace(value, REDACTED)
-    return _SECRET_VALUE.sub(REDACTED, text)
+    return mask_url(_SECRET_VALUE.sub(REDACTED, text))
 
 
 _YAML_SECRET_LINE = re.compile(r"^(\s*-?\s*)([\"']?)([A-Za-z0-9_.-]+)\2(\s*:\s*)(\S.*?)(\s+#.*)?$")
@@ -94,6 +103,9 @@ def scrub_yaml_text(text: str, env_values: list[str] | None = None) -> str:
             if value.lower() not in ("true", "false") and not value.startswith(("{", "[")):
                 body = f"{match.group(1)}{match.group(2)}{match.group(3)}{match.group(2)}{match.group(4)}"
                 body += f'"{REDACTED}"' + (match.group(6) or "")
+        comment = _YAML_SECRET_COMMENT.search(body)
+        if comment and is_secret_key(comment.group(2)):
+            body = body[: comment.start(3)] + REDACTED
         out.append(body + ending)
     return _scrub_yaml_values("".join(out), env_values)
 
@@ -108,10 +120,11 @@ def _scrub_yaml_values(text: str, env_values: list[str] | None) -> str:
 
     def replace(match: re.Match) -> str:
         before = text[text.rfind("\n", 0, match.start()) + 1 : match.start()].rstrip()
-        starts_scalar = before == "" or before.endswith((":", "- ", "-", "[", ",", "{", "? "))
+        # `before` is right-stripped: a list dash or `?` counts alone or after a space, never inside `run-`
+        starts_scalar = before.strip() in ("", "-", "?") or before.endswith((":", " -", " ?", "[", ",", "{"))
         return f'"{REDACTED}"' if starts_scalar else REDACTED
 
-    return re.sub(pattern, replace, text)
+    return mask_url(re.sub(pattern, replace, text))
 
 
 def scrub_data(value: Any, env_values: list[str] | None = None, key: str | None = None) -> Any:

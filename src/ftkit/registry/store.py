@@ -245,7 +245,8 @@ class RunRegistry:
         artifacts: list[dict] = []
         if record.output_dir and Path(record.output_dir).is_dir():
             artifacts = self.store.put_tree(Path(record.output_dir))
-        files, run = records.render(record, artifacts, records.now_iso(), scrub.env_secret_values())
+        env_values = scrub.env_secret_values()
+        files, run = records.render(record, artifacts, records.now_iso(), env_values)
         folder = gitops.write_tree(
             self.repo,
             (gitops.Entry.blob(name, gitops.write_blob(self.repo, data)) for name, data in files.items()),
@@ -262,7 +263,7 @@ class RunRegistry:
             return gitops.with_child(self.repo, root, "runs", record.run_id, entry)
 
         commit = self.publish(
-            change, records.commit_message(record, run), f"ftkit: record run {record.run_id}"
+            change, records.commit_message(record, run, env_values), f"ftkit: record run {record.run_id}"
         )
         if self._summaries is not None and base == [self._summaries_of]:
             # Nobody else recorded a run in between: extend the summaries instead of reading them all again.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftkit.errors import RegistryError, UsageError
-from ftkit.registry import gitops, tags
+from ftkit.registry import gitops, scrub, tags
 
 if TYPE_CHECKING:
     from ftkit.registry.store import RunRegistry
@@ -39,7 +39,7 @@ def _failed(registry: RunRegistry, action: str, remote: str, output: str) -> Reg
         [line for line in lines if line.startswith(("fatal:", "error:", "!"))] or lines[-1:] or ["git failed"]
     )
     return RegistryError(
-        f"cannot {action} {remote!r}: {said[0]}",
+        scrub.mask_url(f"cannot {action} {remote!r}: {said[0]}"),
         hint=f"check the remote; add one with `ftkit registry remote origin URL --registry {registry.root}`",
     )
 
@@ -54,13 +54,14 @@ def set_remote(registry: RunRegistry, name: str, url: str) -> None:
             registry.repo.create_remote(name, url)
     except Exception as error:  # GitCommandError, or a name git refuses
         raise UsageError(
-            f"cannot set remote {name!r} to {url}: {error}", hint="use a plain name such as origin"
+            scrub.mask_url(f"cannot set remote {name!r} to {url}: {error}"),
+            hint="use a plain name such as origin",
         ) from error
 
 
 def remotes(registry: RunRegistry) -> dict[str, str]:
-    """Configured remotes: name -> url."""
-    return {remote.name: remote.url for remote in registry.repo.remotes}
+    """Configured remotes: name -> url, URL passwords masked (git keeps them; output never shows them)."""
+    return {remote.name: scrub.mask_url(remote.url) for remote in registry.repo.remotes}
 
 
 def pull(registry: RunRegistry, remote: str = "origin") -> dict:
