@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -28,6 +28,10 @@ def _console(stderr: bool) -> Console:
 
 class Output:
     """Routes human text and machine JSON. Create one per command invocation."""
+
+    # Set once this command has printed its JSON document: an error raised after it (a failed `diff --fail-on`
+    # gate) must not add a second document to stdout. The CLI group resets it for every command.
+    document_emitted: ClassVar[bool] = False
 
     def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
@@ -148,6 +152,7 @@ class Output:
         if self.json_mode:
             sys.stdout.write(json.dumps(payload, indent=2, default=str, sort_keys=False) + "\n")
             sys.stdout.flush()
+            Output.document_emitted = True
 
     def error(self, message: str, hint: str | None = None, problems: list[str] | None = None) -> None:
         self.stderr.print(f"[bold red]error:[/bold red] {escape(message)}")

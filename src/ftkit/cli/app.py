@@ -130,7 +130,7 @@ def _report(
     # rich loads only when there is something to report.
     from ftkit.cli._output import Output
 
-    output = Output(json_mode)
+    output = Output(json_mode and not Output.document_emitted)
     output.error(message, hint, problems)
     output.emit(
         {
@@ -174,6 +174,9 @@ class _FtkitGroup(TyperGroup):
     def invoke(self, ctx):  # noqa: ANN001 - click's signature
         debug = os.environ.get("FTKIT_DEBUG") == "1"
         json_mode = _wants_json(ctx)  # before super().invoke, which empties ctx.args
+        output_module = sys.modules.get("ftkit.cli._output")  # loaded by an earlier command in this process
+        if output_module is not None:
+            output_module.Output.document_emitted = False
         try:
             return super().invoke(ctx)
         except FtkitError as error:
