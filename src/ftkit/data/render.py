@@ -11,6 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 IGNORE_INDEX = -100  # the label PyTorch's cross-entropy (and so every trainer) skips: no loss on this token
+# Text beyond max_seq_len * this many characters is cut before tokenizing: real tokens average 3-5 characters, so
+# the kept tokens never change, and one huge row cannot take seconds and gigabytes to tokenize.
+MAX_CHARS_PER_TOKEN = 32
+MIN_CHAR_LIMIT = 65_536  # rows shorter than this are always tokenized whole, so their counts stay exact
+
+
+def char_limit(max_seq_len: int) -> int:
+    """Characters of a row's text that are tokenized; the rest is cut first (it lies past max_seq_len)."""
+    return max(max_seq_len * MAX_CHARS_PER_TOKEN, MIN_CHAR_LIMIT)
+
 
 # Used when a tokenizer has none (base models, tiny test tokenizers); ChatML, as SmolLM2 and Qwen use.
 DEFAULT_CHAT_TEMPLATE = (
@@ -25,7 +35,8 @@ DEFAULT_CHAT_TEMPLATE = (
 class RenderedExample:
     input_ids: list[int]
     labels: list[int]
-    truncated_tokens: int = 0  # tokens cut off by max_seq_len
+    truncated_tokens: int = 0  # tokens cut off by max_seq_len (counted in the text kept by the character cap)
+    truncated_chars: int = 0  # characters cut before tokenizing, beyond char_limit(max_seq_len)
 
     @property
     def trained_tokens(self) -> int:
@@ -90,6 +101,9 @@ def render_example(
     else:
         text = example["text"] + eos
         spans = [(0, len(text))]
+    limit = char_limit(max_seq_len)
+    truncated_chars = max(0, len(text) - limit)
+    text = text[:limit]
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     input_ids = list(encoded["input_ids"])
     offsets = list(encoded["offset_mapping"])
@@ -107,7 +121,7 @@ def render_example(
             for token, offset in zip(input_ids, offsets, strict=True)
         ]
     truncated = max(0, len(input_ids) - max_seq_len)
-    return RenderedExample(input_ids[:max_seq_len], labels[:max_seq_len], truncated)
+    return RenderedExample(input_ids[:max_seq_len], labels[:max_seq_len], truncated, truncated_chars)
 
 
 def render_text(example: dict[str, Any], train_on: str = "completion") -> tuple[str, list[tuple[int, int]]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ftkit.data.formats import Example
 from ftkit.data.readers import RowProblem
-from ftkit.data.render import ensure_chat_template, render_example, render_text
+from ftkit.data.render import char_limit, ensure_chat_template, render_example, render_text
 
 DEFAULT_MAX_SEQ_LEN = 512  # the recipe's training.max_seq_len default
 CHARS_PER_TOKEN = 4  # the estimate used without a tokenizer (English text with a BPE tokenizer)
@@ -22,17 +22,20 @@ TIME_ASSUMPTION = (
 )
 
 
-def _lengths(example: dict[str, Any], tokenizer: Any, max_len: int, train_on: str) -> tuple[int, int]:
-    """(tokens in the whole example, tokens carrying loss after truncation to max_len)."""
+def _lengths(example: dict[str, Any], tokenizer: Any, max_len: int, train_on: str) -> tuple[int, int, int]:
+    """(tokens in the whole example, tokens carrying loss after truncation to max_len, characters cut before
+    tokenizing). With characters cut, the token total counts only the kept text (a lower bound)."""
     if tokenizer is None:
         text, spans = render_text(example, train_on)
         total = math.ceil(len(text) / CHARS_PER_TOKEN)
         cutoff = max_len * CHARS_PER_TOKEN
         kept = sum(max(0, min(end, cutoff) - start) for start, end in spans)
-        return total, math.ceil(kept / CHARS_PER_TOKEN)
+        return total, math.ceil(kept / CHARS_PER_TOKEN), 0
     if "label" in example:
-        total = len(tokenizer(example["text"], add_special_tokens=True)["input_ids"])
-        return total, min(total, max_len)
+        text = example["text"]
+        limit = char_limit(max_len)
+        total = len(tokenizer(text[:limit], add_special_tokens=True)["input_ids"])
+        return total, min(total, max_len), max(0, len(text) - limit)
     if "chosen" in example:
         pairs = [
             render_example(
@@ -41,9 +44,17 @@ def _lengths(example: dict[str, Any], tokenizer: Any, max_len: int, train_on: st
             for k in ("chosen", "rejected")
         ]
         longest = max(pairs, key=lambda r: len(r.input_ids) + r.truncated_tokens)
-        return len(longest.input_ids) + longest.truncated_tokens, min(r.trained_tokens for r in pairs)
+        return (
+            len(longest.input_ids) + longest.truncated_tokens,
+            min(r.trained_tokens for r in pairs),
+            max(r.truncated_chars for r in pairs),
+        )
     rendered = render_example(example, tokenizer, max_len, train_on)
-    return len(rendered.input_ids) + rendered.truncated_tokens, rendered.trained_tokens
+    return (
+        len(rendered.input_ids) + rendered.truncated_tokens,
+        rendered.trained_tokens,
+        rendered.truncated_chars,
+    )
 
 
 def token_stats(
@@ -63,10 +74,10 @@ def token_stats(
             "default ChatML (the tokenizer has none)" if ensure_chat_template(tokenizer) else "the model's"
         )
     lengths: list[int] = []
-    truncated_rows = truncated_tokens = dropped = trained_total = 0
+    truncated_rows = truncated_tokens = dropped = trained_total = char_capped_rows = 0
     for example in examples:
         try:
-            total, trained = _lengths(example.data, tokenizer, max_len, train_on)
+            total, trained, cut_chars = _lengths(example.data, tokenizer, max_len, train_on)
         except Exception as error:  # e.g. a chat template that rejects this conversation's roles
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
             problems.append(
@@ -88,6 +99,12 @@ def token_stats(
                 f"{total:,} tokens{estimate}, longer than max_seq_len={max_len}: "
                 f"{total - max_len:,} tokens would be truncated"
             )
+            if cut_chars:
+                char_capped_rows += 1
+                message += (
+                    f" (counted in the first {char_limit(max_len):,} characters; "
+                    f"{cut_chars:,} more were cut before tokenizing)"
+                )
             if trained == 0 and "label" not in example.data:
                 dropped += 1
                 message += ", leaving nothing to train on, so the row would be dropped"
@@ -115,6 +132,7 @@ def token_stats(
             "histogram": histogram(lengths),
             "truncated_rows": truncated_rows,
             "truncated_tokens": truncated_tokens,
+            "char_capped_rows": char_capped_rows,
             "dropped_rows": dropped,
             "tokens_per_epoch": per_epoch,
             "time_per_epoch_s": round(per_epoch / ASSUMED_TOKENS_PER_SEC, 1),
