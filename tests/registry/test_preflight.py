@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -104,3 +105,36 @@ def test_run_into_read_only_registry_exits_2_before_training(read_only_dir, reci
     assert str(read_only_dir) in " ".join(result.output.split())
     assert "Traceback" not in result.output
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").iterdir())
+
+
+def test_six_processes_creating_one_new_registry_all_succeed(tmp_path):
+    root = tmp_path / "new-registry"
+    # Each process waits for a shared start file so they really race, then opens (creates) the registry.
+    go = tmp_path / "go"
+    script = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "while not Path(sys.argv[2]).exists(): time.sleep(0.001)\n"
+        "from ftkit.registry.store import RunRegistry\n"
+        "print(RunRegistry.open(sys.argv[1]).head)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(root), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(6)
+    ]
+    time.sleep(1.0)  # let the interpreters start and import; not an assertion
+    go.touch()
+    results = [(proc.wait(timeout=120), *proc.communicate()) for proc in procs]
+    assert [code for code, _, _ in results] == [0] * 6, [err for _, _, err in results]
+    heads = {out.strip() for _, out, _ in results}
+    # Everyone sees the one first commit git itself reports as the branch tip.
+    assert heads == {git(root, "rev-parse", "main").strip()}
+    assert git(root, "rev-list", "--count", "main").strip() == "1"
+    assert sorted(entry.name for entry in root.iterdir()) == [".git"]  # no scratch left behind

@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +43,8 @@ from ftkit.registry.summaries import SummaryCache
 
 DEFAULT_PATH = Path(".ftkit") / "registry"
 _MAX_ATTEMPTS = 200
+# Short-lived entries a registry folder may hold before its .git exists (creation, preflight write check).
+_SCRATCH = (".git-init-", ".ftkit-write-check-")
 _README = """# ftkit run registry
 
 Every commit on `main` adds one run under `runs/<run-id>/` (or moves a tag under `tags/`).
@@ -88,7 +92,7 @@ class RunRegistry:
             raise RegistryError(f"registry path {root} is a file, not a folder", hint="pass --registry DIR")
         git_dir = root / ".git"
         if not git_dir.exists():
-            if root.exists() and any(root.iterdir()):
+            if root.exists() and any(not entry.name.startswith(_SCRATCH) for entry in root.iterdir()):
                 raise RegistryError(
                     f"{root} is not an ftkit registry: the folder exists, is not empty and has no .git",
                     hint="point --registry (or FTKIT_REGISTRY) at an ftkit registry or at a new folder",
@@ -99,8 +103,7 @@ class RunRegistry:
                     hint="runs are recorded there by `ftkit run`; pass --registry DIR to use another one",
                 )
             root.mkdir(parents=True, exist_ok=True)
-            registry = cls(root, gitops.init_repo(git_dir))
-            registry._configure()
+            registry = cls(root, cls._create_git_dir(root, git_dir))
             registry._ensure_first_commit()
             return registry
         if not git_dir.is_dir() or not (git_dir / "HEAD").is_file() or not (git_dir / "objects").is_dir():
@@ -111,6 +114,25 @@ class RunRegistry:
         registry = cls(root, gitops.open_repo(git_dir))
         registry._check(create)
         return registry
+
+    @classmethod
+    def _create_git_dir(cls, root: Path, git_dir: Path) -> git.Repo:
+        """Create and configure the git directory beside `git_dir`, then rename it into place: processes racing
+        to create one registry never see a half-made `.git` (or fight over its config lock); losers open the
+        winner's."""
+        scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH[0], dir=root))
+        try:
+            staged = cls(root, gitops.init_repo(scratch / "git"))
+            staged._configure()
+            staged.repo.close()
+            try:
+                os.rename(scratch / "git", git_dir)
+            except OSError:
+                if not (git_dir / "HEAD").is_file():
+                    raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return gitops.open_repo(git_dir)
 
     def _configure(self) -> None:
         with self.repo.config_writer() as config:
@@ -130,8 +152,14 @@ class RunRegistry:
         ]
         tree = gitops.write_tree(self.repo, entries)
         commit = gitops.write_commit(self.repo, tree, [], "Create ftkit run registry", self.actor)
-        # Losing this race is fine: another process created the same first commit.
-        gitops.compare_and_swap(self.repo, self.BRANCH_REF, commit, None, "ftkit: create registry")
+        # Losing this race is fine: another process created the same first commit. Its update may still hold the
+        # ref's lock (our swap fails, yet `main` is not there yet): retry until one of us has written it.
+        for _ in range(_MAX_ATTEMPTS):
+            if gitops.compare_and_swap(self.repo, self.BRANCH_REF, commit, None, "ftkit: create registry"):
+                return
+            if gitops.tip(self.repo, self.BRANCH_REF):
+                return
+            time.sleep(0.01 + random.random() * 0.02)
 
     def _check(self, create: bool) -> None:
         if gitops.tip(self.repo, self.BRANCH_REF) is None:
