@@ -68,10 +68,16 @@ def build_tokenizer(directory: Path):
 
 
 def build_llama(
-    directory: Path, vocab_size: int, seed: int = 0, hidden_size: int = 32, intermediate_size: int = 64
+    directory: Path,
+    vocab_size: int,
+    seed: int = 0,
+    hidden_size: int = 32,
+    intermediate_size: int = 64,
+    pad_token_id: int | None = 3,
 ):
     """A 2-layer Llama with random weights, saved to `directory`. The default widths (32, 64) are narrower than
-    bitsandbytes' 4-bit block (64): 4-bit tests use 64/128, the widths real models have relative to the block."""
+    bitsandbytes' 4-bit block (64): 4-bit tests use 64/128, the widths real models have relative to the block.
+    `pad_token_id=None` leaves the config without a pad, as many decoder checkpoints ship."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -86,7 +92,7 @@ def build_llama(
         max_position_embeddings=256,
         bos_token_id=1,
         eos_token_id=2,
-        pad_token_id=3,
+        pad_token_id=pad_token_id,
         tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(config)

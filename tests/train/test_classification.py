@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ftkit.cli.app import app
-from tests.conftest import build_tokenizer, classification_rows, write_jsonl
+from tests.conftest import build_llama, build_tokenizer, classification_rows, write_jsonl
 
 
 def test_classification_run_reports_accuracy_for_base_and_tuned(tmp_path, tiny_encoder_dir):
@@ -42,27 +42,10 @@ def test_classification_run_reports_accuracy_for_base_and_tuned(tmp_path, tiny_e
 def tiny_decoder_dir(tmp_path_factory) -> Path:
     """A 2-layer Llama whose config names no pad token (as many decoder checkpoints do) with the tiny tokenizer,
     whose pad (`<pad>`) differs from its eos (`<|im_end|>`)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     directory = tmp_path_factory.mktemp("tiny-llama-classifier")
     tokenizer = build_tokenizer(directory)
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=None,
-        tie_word_embeddings=False,
-    )
-    LlamaForCausalLM(config).save_pretrained(directory)
+    build_llama(directory, len(tokenizer), pad_token_id=None)
     return directory
 
 
