@@ -171,14 +171,16 @@ class RunRegistry:
                     hint="point --registry at another folder",
                     problems=[str(error)],
                 ) from error
-            if foreign is not None:
+            # A racing creator may publish `main` between the two reads: that is the registry, not a foreign one.
+            if foreign is not None and gitops.tip(self.repo, self.BRANCH_REF) is None:
                 raise RegistryError(
                     f"{self.root} is a git repository but not an ftkit registry (it has no `main` run history)",
                     hint="point --registry at an ftkit registry or at a new folder",
                 )
-            if create:
-                self._ensure_first_commit()
-            return
+            if foreign is None:
+                if create:
+                    self._ensure_first_commit()
+                return
         self.check_format(self.snapshot()[1], self.root)
 
     def check_format(self, root: gitops.Entries, where: Any) -> None:
