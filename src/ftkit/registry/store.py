@@ -171,8 +171,9 @@ class RunRegistry:
                     hint="point --registry at another folder",
                     problems=[str(error)],
                 ) from error
-            # A racing creator may publish `main` between the two reads: that is the registry, not a foreign one.
-            if foreign is not None and gitops.tip(self.repo, self.BRANCH_REF) is None:
+            # A racing creator may be publishing `main` while we read: give it a moment before calling the
+            # repository foreign.
+            if foreign is not None and not self._main_appears():
                 raise RegistryError(
                     f"{self.root} is a git repository but not an ftkit registry (it has no `main` run history)",
                     hint="point --registry at an ftkit registry or at a new folder",
@@ -182,6 +183,14 @@ class RunRegistry:
                     self._ensure_first_commit()
                 return
         self.check_format(self.snapshot()[1], self.root)
+
+    def _main_appears(self, seconds: float = 2.0) -> bool:
+        deadline = time.monotonic() + seconds
+        while gitops.tip(self.repo, self.BRANCH_REF) is None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def check_format(self, root: gitops.Entries, where: Any) -> None:
         """Refuse a tree that is not an ftkit registry, or one written in a newer format than this ftkit reads."""
