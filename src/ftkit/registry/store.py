@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,21 +34,13 @@ import git
 
 from ftkit.errors import RegistryError
 from ftkit.registry import diff as diffing
-from ftkit.registry import gitops, records, refs, scrub, sync, tags
+from ftkit.registry import gitops, opening, records, refs, scrub, sync, tags
 from ftkit.registry.artifacts import ArtifactStore
 from ftkit.registry.records import RunRecord
 from ftkit.registry.summaries import SummaryCache
 
 DEFAULT_PATH = Path(".ftkit") / "registry"
 _MAX_ATTEMPTS = 200
-# Short-lived entries a registry folder may hold before its .git exists (creation, preflight write check).
-_SCRATCH = (".git-init-", ".ftkit-write-check-")
-_README = """# ftkit run registry
-
-Every commit on `main` adds one run under `runs/<run-id>/` (or moves a tag under `tags/`).
-Browse it with `ftkit runs`, `ftkit show RUN`, `ftkit log` and `ftkit diff A B`.
-Weights live outside git, in the content-addressed store `objects/sha256/` beside this repository.
-"""
 
 __all__ = ["DEFAULT_PATH", "RunRecord", "RunRegistry", "default_registry_path"]
 
@@ -86,111 +76,9 @@ class RunRegistry:
 
     @classmethod
     def open(cls, path: str | Path | None = None, create: bool = True) -> RunRegistry:
-        """Open (and by default create) the registry at `path`, FTKIT_REGISTRY, or `.ftkit/registry`."""
+        """Open (and by default create) the registry at `path`, FTKIT_REGISTRY, or `.ftkit/registry` (opening.py)."""
         root = (Path(path).expanduser() if path is not None else default_registry_path()).absolute()
-        if root.exists() and not root.is_dir():
-            raise RegistryError(f"registry path {root} is a file, not a folder", hint="pass --registry DIR")
-        git_dir = root / ".git"
-        if not git_dir.exists():
-            if root.exists() and any(not entry.name.startswith(_SCRATCH) for entry in root.iterdir()):
-                raise RegistryError(
-                    f"{root} is not an ftkit registry: the folder exists, is not empty and has no .git",
-                    hint="point --registry (or FTKIT_REGISTRY) at an ftkit registry or at a new folder",
-                )
-            if not create:
-                raise RegistryError(
-                    f"no registry at {root}",
-                    hint="runs are recorded there by `ftkit run`; pass --registry DIR to use another one",
-                )
-            root.mkdir(parents=True, exist_ok=True)
-            registry = cls(root, cls._create_git_dir(root, git_dir))
-            registry._ensure_first_commit()
-            return registry
-        if not git_dir.is_dir() or not (git_dir / "HEAD").is_file() or not (git_dir / "objects").is_dir():
-            raise RegistryError(
-                f"{root} is not an ftkit registry: {git_dir} is not a usable git directory (corrupt or foreign)",
-                hint="point --registry at another folder, or move this one away and let ftkit create a new one",
-            )
-        registry = cls(root, gitops.open_repo(git_dir))
-        registry._check(create)
-        return registry
-
-    @classmethod
-    def _create_git_dir(cls, root: Path, git_dir: Path) -> git.Repo:
-        """Create and configure the git directory beside `git_dir`, then rename it into place: processes racing
-        to create one registry never see a half-made `.git` (or fight over its config lock); losers open the
-        winner's."""
-        scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH[0], dir=root))
-        try:
-            staged = cls(root, gitops.init_repo(scratch / "git"))
-            staged._configure()
-            staged.repo.close()
-            try:
-                os.rename(scratch / "git", git_dir)
-            except OSError:
-                if not (git_dir / "HEAD").is_file():
-                    raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        return gitops.open_repo(git_dir)
-
-    def _configure(self) -> None:
-        with self.repo.config_writer() as config:
-            config.set_value("core", "logAllRefUpdates", "true")
-            config.set_value("gc", "autoDetach", "false")
-        exclude = Path(self.repo.git_dir) / "info" / "exclude"
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        with open(exclude, "a", encoding="utf-8") as handle:
-            handle.write("/objects/\n")
-
-    def _ensure_first_commit(self) -> None:
-        if gitops.tip(self.repo, self.BRANCH_REF):
-            return
-        entries = [
-            gitops.Entry.blob("registry.json", self._blob(records.dumps({"format": records.FORMAT_VERSION}))),
-            gitops.Entry.blob("README.md", self._blob(_README)),
-        ]
-        tree = gitops.write_tree(self.repo, entries)
-        commit = gitops.write_commit(self.repo, tree, [], "Create ftkit run registry", self.actor)
-        # Losing this race is fine: another process created the same first commit. Its update may still hold the
-        # ref's lock (our swap fails, yet `main` is not there yet): retry until one of us has written it.
-        for _ in range(_MAX_ATTEMPTS):
-            if gitops.compare_and_swap(self.repo, self.BRANCH_REF, commit, None, "ftkit: create registry"):
-                return
-            if gitops.tip(self.repo, self.BRANCH_REF):
-                return
-            time.sleep(0.01 + random.random() * 0.02)
-
-    def _check(self, create: bool) -> None:
-        if gitops.tip(self.repo, self.BRANCH_REF) is None:
-            try:
-                foreign = next(iter(self.repo.references), None)
-            except Exception as error:  # unreadable refs: not something ftkit should touch
-                raise RegistryError(
-                    f"{self.root} is not an ftkit registry: git cannot read it (corrupt or foreign)",
-                    hint="point --registry at another folder",
-                    problems=[str(error)],
-                ) from error
-            # A racing creator may be publishing `main` while we read: give it a moment before calling the
-            # repository foreign.
-            if foreign is not None and not self._main_appears():
-                raise RegistryError(
-                    f"{self.root} is a git repository but not an ftkit registry (it has no `main` run history)",
-                    hint="point --registry at an ftkit registry or at a new folder",
-                )
-            if foreign is None:
-                if create:
-                    self._ensure_first_commit()
-                return
-        self.check_format(self.snapshot()[1], self.root)
-
-    def _main_appears(self, seconds: float = 2.0) -> bool:
-        deadline = time.monotonic() + seconds
-        while gitops.tip(self.repo, self.BRANCH_REF) is None:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return opening.open_registry(cls, root, create)
 
     def check_format(self, root: gitops.Entries, where: Any) -> None:
         """Refuse a tree that is not an ftkit registry, or one written in a newer format than this ftkit reads."""
@@ -231,9 +119,6 @@ class RunRegistry:
         if self._actor is None:
             self._actor = gitops.identity(self.repo)
         return self._actor
-
-    def _blob(self, text: str) -> str:
-        return gitops.write_blob(self.repo, text.encode("utf-8"))
 
     def publish(self, change: Callable[[gitops.Entries], gitops.Entries], message: str, reason: str) -> str:
         """Commit `change(root entries) -> new root entries` on the tip with compare-and-swap; retry lost races."""
