@@ -75,5 +75,5 @@ def test_pull_refuses_foreign_or_newer_remote(tmp_path):
 
 
 def test_push_to_unknown_remote_is_a_clear_error(registry):
-    with pytest.raises(RegistryError, match="cannot push to 'nowhere'"):
+    with pytest.raises(RegistryError, match="no remote named 'nowhere'; set one with"):
         registry.push("nowhere")

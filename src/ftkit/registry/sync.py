@@ -33,14 +33,51 @@ def _target(remote: str) -> str:
     return remote
 
 
+def _registry_flag(registry: RunRegistry) -> str:
+    """` --registry ROOT` for commands printed in hints, unless ROOT is the default registry."""
+    from ftkit.registry.store import default_registry_path
+
+    if Path(registry.root).absolute() == default_registry_path().absolute():
+        return ""
+    return f" --registry {registry.root}"
+
+
+def _require_remote(registry: RunRegistry, remote: str) -> None:
+    """RegistryError (exit 2) when `remote` is a plain name no remote is configured under: git's own message
+    for it ("does not appear to be a git repository") reads as if the remote were broken."""
+    if (
+        "://" in remote
+        or re.match(r"^[\w.-]+@[\w.-]+:", remote)
+        or any(sep in remote for sep in ("/", "\\"))
+        or remote.startswith((".", "~"))
+        or Path(remote).exists()
+    ):
+        return  # a URL or a path: git says what is wrong with it
+    configured = sorted(r.name for r in registry.repo.remotes)
+    if remote in configured:
+        return
+    raise RegistryError(
+        f"no remote named {remote!r}; set one with `ftkit registry remote {remote} URL{_registry_flag(registry)}`",
+        hint=f"configured remotes: {', '.join(configured)}"
+        if configured
+        else "or give the remote's URL or path instead of a name",
+    )
+
+
 def _failed(registry: RunRegistry, action: str, remote: str, output: str) -> RegistryError:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    """git's failure as an error: its first fatal line in the message, every line it printed in `problems`
+    (URL passwords and other secrets masked)."""
+    env_values = scrub.env_secret_values()
+    lines = [scrub.scrub_text(line.strip(), env_values) for line in output.splitlines() if line.strip()]
     said = (
         [line for line in lines if line.startswith(("fatal:", "error:", "!"))] or lines[-1:] or ["git failed"]
     )
+    name = remote if remote in {r.name for r in registry.repo.remotes} else "origin"
     return RegistryError(
-        scrub.mask_url(f"cannot {action} {remote!r}: {said[0]}"),
-        hint=f"check the remote; add one with `ftkit registry remote origin URL --registry {registry.root}`",
+        scrub.scrub_text(f"cannot {action} {remote!r}: {said[0]}", env_values),
+        hint=f"check the remote and the network; change the remote with "
+        f"`ftkit registry remote {name} URL{_registry_flag(registry)}`",
+        problems=lines if len(lines) > 1 else [],
     )
 
 
@@ -66,6 +103,7 @@ def remotes(registry: RunRegistry) -> dict[str, str]:
 
 def pull(registry: RunRegistry, remote: str = "origin") -> dict:
     """Fetch the remote registry and merge its runs and tags into this one."""
+    _require_remote(registry, remote)
     repo = registry.repo
     incoming = f"refs/ftkit/incoming/{os.getpid()}-{random.randrange(1 << 30)}"
     try:
@@ -125,6 +163,7 @@ def _merge(registry: RunRegistry, theirs: str, their_root: gitops.Entries, messa
 
 def push(registry: RunRegistry, remote: str = "origin") -> dict:
     """Publish the registry to a git remote; when the remote moved on, pull (merge) first and push again."""
+    _require_remote(registry, remote)
     target = _target(remote)
     pulled: list[str] = []
     for _ in range(5):
