@@ -76,11 +76,14 @@ class ArtifactStore:
         return digest, size, True
 
     def put_tree(self, folder: Path) -> list[dict]:
-        """Store every file under `folder` (recursively, symlinks followed, sorted); return artifacts.json rows."""
+        """Store every file under `folder` (recursively, symlinks followed, sorted); return artifacts.json rows.
+        A save's staging folder (left only by a save that never finished) holds no complete file: skipped."""
         folder = Path(folder)
         rows = []
         env_values = scrub.env_secret_values()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if any(part.startswith(_STAGING_PREFIX) for part in path.relative_to(folder).parts):
+                continue
             digest, size = self._put_scrubbed(path, env_values)
             rows.append(
                 {
@@ -120,6 +123,8 @@ class ArtifactStore:
         return path.is_file() and file_sha256(path) == sha256
 
 
+# ftkit.train.output_files.STAGING_PREFIX: a save writes there and moves its files out only once it succeeded.
+_STAGING_PREFIX = ".ftkit-saving-"
 _TEXT_SUFFIXES = {".yaml", ".yml", ".json", ".jsonl", ".txt", ".md", ".log", ".cfg", ".ini", ".toml"}
 _MAX_SCRUB_BYTES = 16 * 1024 * 1024
 

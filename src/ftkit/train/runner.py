@@ -26,6 +26,7 @@ from ftkit.methods.base import Method
 from ftkit.methods.catalog import get_method
 from ftkit.recipe.load import LoadedRecipe
 from ftkit.recipe.resolve import config_hash, resolve_recipe
+from ftkit.train import output_files
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.precision import confirm_auto_bf16
@@ -303,7 +304,9 @@ class _Run:
 
     def write_metrics(self) -> None:
         self.metrics["run.wall_time_s"] = round(time.perf_counter() - self.started, 2)
-        (self.output_dir / "metrics.json").write_text(json.dumps(self.metrics, indent=2, sort_keys=True))
+        output_files.write_text(
+            self.output_dir / "metrics.json", json.dumps(self.metrics, indent=2, sort_keys=True)
+        )
 
 
 def load_recipe_data(loaded: LoadedRecipe) -> RunData:
@@ -324,12 +327,14 @@ def save_output(
     method: Method, model: Any, tokenizer: Any, output_dir: Path, resolved: dict, labels: list | None
 ) -> None:
     """Write a run's output folder: the method's weights, the tokenizer (with the chat template used in
-    training), `resolved.yaml`, and `labels.json` for classification. `ftkit.inference` reloads it."""
-    method.save(model, output_dir)
-    tokenizer.save_pretrained(str(output_dir))
-    (output_dir / "resolved.yaml").write_text(yamlio.dump(resolved), encoding="utf-8")
-    if labels is not None:
-        (output_dir / "labels.json").write_text(json.dumps([str(label) for label in labels]))
+    training), `resolved.yaml`, and `labels.json` for classification. `ftkit.inference` reloads it. Files appear
+    only once the whole save succeeded: a failed save (a full disk) leaves no partial file (output_files.py)."""
+    with output_files.staged(output_dir, "the trained model") as folder:
+        method.save(model, folder)
+        tokenizer.save_pretrained(str(folder))
+        (folder / "resolved.yaml").write_text(yamlio.dump(resolved), encoding="utf-8")
+        if labels is not None:
+            (folder / "labels.json").write_text(json.dumps([str(label) for label in labels]))
 
 
 def execute_run(loaded: LoadedRecipe, run_id: str, run_name: str, reporter: Reporter) -> RunResult:
