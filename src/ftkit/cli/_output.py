@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rich.console import Console
 from rich.markup import escape
 
+from ftkit.registry.scrub import scrub_text
+
 if TYPE_CHECKING:
     from ftkit.cli.table_fit import Column
 
@@ -75,12 +77,13 @@ class Output:
         self.console.print(*objects, **kwargs)
 
     def note(self, text: str) -> None:
-        """A human-only line (progress, advice); never pollutes machine output on stdout."""
+        """A human-only line (progress, advice); never pollutes machine output on stdout. Secrets are masked."""
         self._printed = True
-        self.console.print(text)
+        self.console.print(scrub_text(text))
 
     def hint(self, text: str) -> None:
         """Advice about the output (`--all shows them`): dim in a terminal, on stderr when stdout is piped."""
+        text = scrub_text(text)
         if self.is_terminal:
             self._printed = True
             self.console.print(f"[dim]{escape(text)}[/dim]", soft_wrap=False)  # wrapped at the width, by word
@@ -88,7 +91,8 @@ class Output:
             self.stderr.print(text, markup=False)
 
     def warn(self, text: str) -> None:
-        self.stderr.print(f"[yellow]warning:[/yellow] {escape(text)}")
+        """A warning on stderr; secrets in it are masked (registry.scrub), markup in it is printed as is."""
+        self.stderr.print(f"[yellow]warning:[/yellow] {escape(scrub_text(text))}")
 
     def line(self, text: Any, plain: str | None = None) -> None:
         """One line that must not wrap: cut with an ellipsis at the terminal's width; `plain` (default: the text
@@ -155,8 +159,9 @@ class Output:
             Output.document_emitted = True
 
     def error(self, message: str, hint: str | None = None, problems: list[str] | None = None) -> None:
-        self.stderr.print(f"[bold red]error:[/bold red] {escape(message)}")
+        """An error on stderr: message, located problems, hint; secrets masked, markup printed as is."""
+        self.stderr.print(f"[bold red]error:[/bold red] {escape(scrub_text(message))}")
         for problem in problems or []:
-            self.stderr.print(f"  • {problem}", markup=False)
+            self.stderr.print(f"  • {scrub_text(problem)}", markup=False)
         if hint:
-            self.stderr.print(f"[cyan]hint:[/cyan] {escape(hint)}")
+            self.stderr.print(f"[cyan]hint:[/cyan] {escape(scrub_text(hint))}")

@@ -126,10 +126,16 @@ def _report(
     json_mode: bool = False,
     kind: str = "error",
 ) -> None:
-    """The error for people on stderr; with --json also one error document on stdout, so `| jq` gets JSON."""
+    """The error for people on stderr; with --json also one error document on stdout, so `| jq` gets JSON.
+    Both are scrubbed: errors echo recipe values, paths and overrides, which may hold secrets."""
     # rich loads only when there is something to report.
     from ftkit.cli._output import Output
+    from ftkit.registry.scrub import env_secret_values, scrub_text
 
+    env_values = env_secret_values()
+    message = scrub_text(message, env_values)
+    hint = scrub_text(hint, env_values) if hint else hint
+    problems = [scrub_text(str(problem), env_values) for problem in problems or []]
     output = Output(json_mode and not Output.document_emitted)
     output.error(message, hint, problems)
     output.emit(

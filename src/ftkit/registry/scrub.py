@@ -44,8 +44,9 @@ _SECRET_ENV_NAME = re.compile(
     r"(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)", re.IGNORECASE
 )
 _MIN_ENV_SECRET = 8
-# user:password@ in any scheme://; the password is replaced, the user and host stay readable
-_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'\"]*:)([^@\s/'\"]+)(@)")
+# user:password@ in any scheme://; the password is replaced, the user and host stay readable. One slash is
+# enough: a URL taken for a relative path comes back as `.../https:/user:password@host` in messages.
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://?[^/\s:@'\"]*:)([^@\s/'\"]+)(@)")
 # a comment that names a secret key: `# password: x`, `# api_key = x` (commented-out settings keep their values)
 _YAML_SECRET_COMMENT = re.compile(r"(#\s*[\"']?([A-Za-z0-9_.-]+)[\"']?\s*[:=]\s*)(\S.*)$")
 
