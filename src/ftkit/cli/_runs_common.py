@@ -46,7 +46,22 @@ def no_registry_error(path: Path | None) -> RegistryError:
     )
 
 
-STATUS_STYLE = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "damaged": "bold red"}
+
+
+def warn_damaged(out: Any, summaries: list[dict], registry_root: Path, limit: int = 10) -> None:
+    """One warning line per damaged file of any run (first `limit`), then what to do; nothing when all is well."""
+    from ftkit.registry import damage
+
+    found = [line for s in summaries if "damage" in s for line in damage.lines(s["id"], s["damage"])]
+    for line in found[:limit]:
+        out.warn(line)
+    if len(found) > limit:
+        out.warn(f"… and {len(found) - limit} more damaged file(s)")
+    if found:
+        out.warn(damage.repair_hint(registry_root))
+
+
 VERDICT_STYLE = {"better": "green", "worse": "red"}
 
 

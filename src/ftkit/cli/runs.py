@@ -8,7 +8,7 @@ import typer
 
 from ftkit.cli._options import json_option, registry_option, wide_option
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import STATUS_STYLE, open_or_none
+from ftkit.cli._runs_common import STATUS_STYLE, open_or_none, warn_damaged
 from ftkit.cli.formatting import ago, unique_prefixes
 from ftkit.cli.table_fit import Column
 
@@ -57,7 +57,8 @@ def runs_command(
         if not (all_ or status):
             everything = reg.list_runs(method=method, model=model, tag=tag, include_all=True)
             hidden = len(everything) - len(matching)
-        every_run = reg.summaries() if shown and not json_mode else []
+        every_run = reg.summaries()
+    warn_damaged(out, every_run, reg.root)
     out.emit({"registry": str(reg.root), "total": len(matching), "shown": len(shown), "runs": shown})
     if json_mode:  # the document on stdout is the listing; a table of it on stderr would only cost time
         out.note(f"{len(shown)} of {len(matching)} run(s)")

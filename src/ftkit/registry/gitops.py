@@ -249,28 +249,41 @@ def compare_and_swap(repo: git.Repo, ref: str, new: str, old: str | None, reason
 
 def read_blobs(repo: git.Repo, names: list[str]) -> list[bytes | None]:
     """Many blobs, each named by sha or `TREE:PATH`, in one pipelined `git cat-file --batch` exchange (None for
-    a name that is missing or not a blob)."""
-    if not names:
-        return []
+    a name that is missing, damaged or not a blob). When git stops at a damaged object, that name reads as None
+    and the exchange resumes after it."""
+    blobs: list[bytes | None] = []
+    pending = list(names)
+    while pending:
+        answered, complete = _batch(repo, pending)
+        blobs += answered
+        pending = pending[len(answered) :]
+        if pending and not complete:
+            blobs.append(None)
+            pending = pending[1:]
+    return blobs
+
+
+def _batch(repo: git.Repo, names: list[str]) -> tuple[list[bytes | None], bool]:
+    """(answers to a prefix of `names`, whether git answered them all and exited cleanly)."""
     proc = repo.git.cat_file("--batch", as_process=True, istream=subprocess.PIPE)
     out, _ = proc.communicate("".join(f"{name}\n" for name in names).encode())
-    if proc.returncode:
-        raise RegistryError(
-            f"git cat-file failed in {repo.git_dir} (exit {proc.returncode})", hint="run `git fsck`"
-        )
     blobs: list[bytes | None] = []
     pos = 0
     for _ in names:
-        end = out.index(b"\n", pos)
+        end = out.find(b"\n", pos)
+        if end < 0:
+            break
         header = out[pos:end].split()
-        pos = end + 1
         if len(header) != 3:  # "<name> missing" or "<name> ambiguous"
             blobs.append(None)
+            pos = end + 1
             continue
         size = int(header[2])
-        blobs.append(out[pos : pos + size] if header[1] == b"blob" else None)
-        pos += size + 1
-    return blobs
+        if len(out) < end + 2 + size:
+            break
+        blobs.append(out[end + 1 : end + 1 + size] if header[1] == b"blob" else None)
+        pos = end + 2 + size
+    return blobs, proc.returncode == 0 and len(blobs) == len(names)
 
 
 def close(repo: git.Repo) -> None:

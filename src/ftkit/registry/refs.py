@@ -22,6 +22,9 @@ RUN_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _LATEST_RE = re.compile(r"^@latest(?:~([0-9]+))?$")
 _PATH_CHARS = re.compile(r"[/\\\x00]|\.\.")
+_ID_PREFIX_RE = re.compile(r"^[0-9]{1,8}(-[0-9]{0,6}(-[0-9a-f]{0,6})?)?$")
+# A run whose run.json cannot be read is placed by its commit's time, which git keeps in whole seconds.
+_UNCERTAIN_S = 1.0
 
 ADJECTIVES = (
     "amber", "bold", "brave", "brisk", "calm", "clever", "cosmic", "crisp", "dapper", "daring", "deft", "eager",
@@ -96,6 +99,38 @@ def _listing(runs: list[dict], limit: int = 10) -> list[str]:
     return lines
 
 
+def _seconds(value: object) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def _check_order(ref: str, runs: list[dict], back: int) -> None:
+    """Refuse `@latest~back` when a damaged run's place in the order is unknown or too close to call."""
+    for run in (run for run in runs if run.get("unreadable")):
+        when = _seconds(run.get("committed_at"))
+        close = [
+            index
+            for index, other in enumerate(runs)
+            if other is run
+            or when is None
+            or abs((_seconds(other.get("committed_at")) or float("inf")) - when) <= _UNCERTAIN_S
+        ]
+        if min(close) <= back <= max(close):
+            raise RegistryError(
+                f"cannot tell which run is {ref}: run {run['id']} is damaged "
+                f"({', '.join(run['unreadable'])} cannot be read) and "
+                + (
+                    "no commit records when it was made"
+                    if when is None
+                    else f"was recorded within a second of {len(close) - 1} other run(s)"
+                ),
+                hint="name the run by its run id (`ftkit runs --all` lists them); `ftkit registry verify` lists "
+                "the damage",
+            )
+
+
 def resolve_reference(ref: str, runs: list[dict], tags: dict[str, str]) -> str:
     """Resolve a reference against `runs` (dicts with id, name, status; newest first) and `tags` (name -> run id)."""
     ref = (ref or "").strip()
@@ -107,6 +142,7 @@ def resolve_reference(ref: str, runs: list[dict], tags: dict[str, str]) -> str:
             hint="name a run by id, id prefix, name, tag or @latest (see `ftkit runs`)",
         )
     by_id = {run["id"]: run for run in runs}
+    unreadable = [run for run in runs if run.get("unreadable")]
     latest = _LATEST_RE.match(ref)
     if latest:
         back = int(latest.group(1) or 0)
@@ -118,6 +154,7 @@ def resolve_reference(ref: str, runs: list[dict], tags: dict[str, str]) -> str:
                 f"{ref} goes back further than the registry: it holds {len(ordered)} run(s)",
                 hint=f"use @latest~0 … @latest~{len(ordered) - 1}",
             )
+        _check_order(ref, runs, back)
         return ordered[back]
     if ref.startswith("@"):
         raise RegistryError(
@@ -133,6 +170,16 @@ def resolve_reference(ref: str, runs: list[dict], tags: dict[str, str]) -> str:
                 hint=f"pull the registry that has it (`ftkit registry pull`) or move the tag: ftkit tag RUN {ref}",
             )
         return run_id
+    if unreadable and not _ID_PREFIX_RE.match(ref):
+        raise RegistryError(
+            f"cannot resolve {ref!r} by name: the name of {len(unreadable)} damaged run(s) cannot be read, so it "
+            "may be one of them",
+            hint="name the run by its run id (ids are known for every run; `ftkit runs --all` lists them); "
+            "`ftkit registry verify` lists the damage",
+            problems=[
+                f"run {run['id']}: {', '.join(run['unreadable'])} cannot be read" for run in unreadable
+            ],
+        )
     named = [run for run in runs if run.get("name") == ref]
     if len(named) == 1:
         return named[0]["id"]

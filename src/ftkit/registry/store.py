@@ -33,8 +33,8 @@ from typing import Any
 import git
 
 from ftkit.errors import RegistryError
+from ftkit.registry import damage, gitops, opening, records, refs, scrub, sync, tags
 from ftkit.registry import diff as diffing
-from ftkit.registry import gitops, opening, records, refs, scrub, sync, tags
 from ftkit.registry.artifacts import ArtifactStore
 from ftkit.registry.records import RunRecord
 from ftkit.registry.summaries import SummaryCache
@@ -49,6 +49,11 @@ def default_registry_path() -> Path:
     """FTKIT_REGISTRY if set, else `.ftkit/registry` under the working directory."""
     env = os.environ.get("FTKIT_REGISTRY")
     return Path(env) if env else Path.cwd() / DEFAULT_PATH
+
+
+def _name_unknown(summary: dict) -> bool:
+    """Whether a run's run.json (so its name, status and time) cannot be read."""
+    return any(d["file"] in ("run.json", damage.FOLDER) for d in summary.get("damage", ()))
 
 
 def _order_key(item: tuple[str, dict]) -> tuple[str, str]:
@@ -216,11 +221,18 @@ class RunRegistry:
     # -- reading runs ---------------------------------------------------------------------------------------------
 
     def _load_summaries(self) -> dict[str, dict]:
-        """run id -> {"tree", "run", "metrics"} for every run at the snapshot's tip (summaries.py)."""
-        runs = self.snapshot()[1].get("runs")
+        """run id -> {"tree", "run", "metrics"[, "damage"]} for every run at the snapshot's tip (summaries.py)."""
+        tip, root = self.snapshot()
+        runs = root.get("runs")
         if self._summaries is None or runs != self._summaries_of:
             self._summaries = SummaryCache(self.repo).load(runs)
             self._summaries_of = runs
+            unknown = [s for s in self._summaries.values() if _name_unknown(s)]
+            if unknown:  # place runs whose run.json cannot be read by the commit that recorded them
+                times = damage.commit_times(self.repo, tip)
+                for summary in unknown:
+                    summary["run"]["committed_at"] = times.get(summary["run"]["id"])
+                    summary["time_estimated"] = True
         return self._summaries
 
     def summaries(self) -> list[dict]:
@@ -234,6 +246,9 @@ class RunRegistry:
             summary["id"] = run_id
             summary["metrics"] = item["metrics"]
             summary["tags"] = tags_by_run.get(run_id, [])
+            if "damage" in item:
+                summary["status"] = "damaged"
+                summary["damage"] = item["damage"]
             out.append(summary)
         return out
 
@@ -248,18 +263,20 @@ class RunRegistry:
         sort: str | None = None,
         limit: int | None = None,
     ) -> list[dict]:
-        """Run summaries, newest first (or best first by `sort` metric); failed/interrupted hidden unless asked."""
+        """Run summaries, newest first (or best first by `sort` metric); failed/interrupted hidden unless asked.
+        Damaged runs are never hidden by status, nor by any filter when their run.json cannot be read."""
         runs = self.summaries()
+        keep = lambda test: [r for r in runs if test(r) or _name_unknown(r)]  # noqa: E731
         if status:
-            runs = [r for r in runs if r.get("status") == status]
+            runs = [r for r in runs if r.get("status") == status or "damage" in r]
         elif not include_all:
-            runs = [r for r in runs if r.get("status") == "succeeded"]
+            runs = [r for r in runs if r.get("status") == "succeeded" or "damage" in r]
         if method:
-            runs = [r for r in runs if r.get("method") == method]
+            runs = keep(lambda r: r.get("method") == method)
         if model:
-            runs = [r for r in runs if r.get("model") == model or model in str(r.get("model") or "")]
+            runs = keep(lambda r: r.get("model") == model or model in str(r.get("model") or ""))
         if tag:
-            runs = [r for r in runs if tag in r["tags"]]
+            runs = keep(lambda r: tag in r["tags"])
         if sort:
             sense = diffing.direction(sort) or -1
             present = [r for r in runs if isinstance(r["metrics"].get(sort), (int, float))]
@@ -272,7 +289,8 @@ class RunRegistry:
 
     def resolve(self, ref: str) -> str:
         """Turn a reference (id, prefix, name, tag, @latest, @latest~N) into a run id; RegistryError otherwise."""
-        runs = [{"id": rid, **{k: s["run"].get(k) for k in ("name", "status", "method")}}
+        runs = [{"id": rid, **{k: s["run"].get(k) for k in ("name", "status", "method", "committed_at")},
+                 "unreadable": [d["file"] for d in s.get("damage", [])] if _name_unknown(s) else None}
                 for rid, s in sorted(self._load_summaries().items(), key=_order_key, reverse=True)]  # fmt: skip
         return refs.resolve_reference(ref, runs, self.tags())
 
@@ -284,14 +302,29 @@ class RunRegistry:
             raise RegistryError(
                 f"run {run_id} is not in the registry at {self.root}", hint="`ftkit runs --all` lists runs"
             )
-        files = gitops.read_tree(self.repo, summary["tree"])
-        loaded = records.parse(
-            run_id, {name: gitops.read_object(self.repo, files[name].sha, b"blob") for name in records.RUN_FILES
-                     if name in files},
-        )  # fmt: skip
+        loaded = self._read_run(run_id, summary["tree"])
         loaded["tags"] = sorted(name for name, target in self.tags().items() if target == run_id)
         loaded["children"] = self.children(run_id)
         return loaded
+
+    def _read_run(self, run_id: str, tree: str) -> dict:
+        """Every file of the run folder `tree`, parsed; RegistryError naming each file that cannot be read."""
+        try:
+            files = gitops.read_tree(self.repo, tree)
+        except RegistryError:
+            raise damage.run_error(self.root, run_id, [damage.file_damage(self.repo, tree, "")]) from None
+        blobs, found = {}, []
+        for name in records.RUN_FILES:
+            try:
+                blobs[name] = gitops.read_object(self.repo, files[name].sha, b"blob")
+            except (KeyError, RegistryError):
+                found.append(damage.file_damage(self.repo, tree, name))
+        if found:
+            raise damage.run_error(self.root, run_id, found)
+        try:
+            return records.parse(run_id, blobs)
+        except RegistryError as error:
+            raise RegistryError(error.message, hint=damage.repair_hint(self.root)) from error
 
     def children(self, run_id: str) -> list[str]:
         """Ids of runs whose parent is `run_id`, oldest first."""
