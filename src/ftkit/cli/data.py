@@ -258,6 +258,7 @@ def _show_histogram(output: Output, stats: dict[str, Any]) -> None:
 
 
 def _show_preview(output: Output, preview: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.text import Text
 
     text = Text()
@@ -282,7 +283,7 @@ def _show_preview(output: Output, preview: dict[str, Any]) -> None:
     )
     output.print(text)
     if preview.get("note"):
-        output.note(f"[dim]{preview['note']}[/dim]")
+        output.note(f"[dim]{escape(preview['note'])}[/dim]")
 
 
 def register(app: typer.Typer) -> None:

@@ -74,7 +74,9 @@ def run_and_record(
     registry = RunRegistry.open(registry_path)
     run_id = registry.new_run_id()
     name = loaded.recipe.name or registry.new_run_name(run_id)
-    output.note(f"[bold]run {run_id}[/bold] ({name}): {loaded.recipe.method.name} on {loaded.recipe.model}")
+    output.note(
+        f"[bold]run {run_id}[/bold] ({escape(name)}): {loaded.recipe.method.name} on {escape(loaded.recipe.model)}"
+    )
     result = execute_run(loaded, run_id, name, TerminalReporter(output))
 
     record = RunRecord(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ftkit.cli._options import json_option
 from ftkit.cli._output import Output
@@ -35,8 +36,8 @@ def validate_command(
         }
     )
     output.note(
-        f"[green]✓[/green] {recipe} is valid: {loaded.recipe.task}, method "
-        f"{loaded.recipe.method.name}, model {loaded.recipe.model}"
+        f"[green]✓[/green] {escape(str(recipe))} is valid: {loaded.recipe.task}, method "
+        f"{loaded.recipe.method.name}, model {escape(loaded.recipe.model)}"
     )
 
 
