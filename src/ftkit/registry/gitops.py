@@ -28,6 +28,7 @@ is imported only to write or load a run, never to list runs.
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -239,12 +240,48 @@ def write_commit(repo: git.Repo, tree: str, parents: list[str], message: str, ac
     return commit.hexsha
 
 
+# git's words for a ref update that retrying cannot fix: the disk, not another writer, is in the way.
+_CANNOT_WRITE = (
+    "Read-only file system",
+    "No space left on device",
+    "Disk quota exceeded",
+    "Permission denied",
+)
+_REFUSALS: dict[str, str] = {}  # git dir -> git's message for its latest refused ref update
+
+
 def compare_and_swap(repo: git.Repo, ref: str, new: str, old: str | None, reason: str) -> bool:
-    """Move `ref` to `new` only if it still points at `old` (None: only if it does not exist yet)."""
-    status, _, _ = repo.git.update_ref(
+    """Move `ref` to `new` only if it still points at `old` (None: only if it does not exist yet). False when the
+    ref moved or another writer holds its lock (retry; `refused` reports git's message); RegistryError with git's
+    own message when git cannot write there at all (a read-only or full disk, no permission)."""
+    status, _, stderr = repo.git.update_ref(
         "-m", reason, ref, new, old or ZERO_SHA, with_extended_output=True, with_exceptions=False
     )
-    return status == 0
+    if status == 0:
+        return True
+    message = (stderr or "").strip()
+    _REFUSALS[repo.git_dir] = message
+    if any(words in message for words in _CANNOT_WRITE):
+        raise RegistryError(
+            f"git cannot update {ref} in {repo.git_dir}: {message.splitlines()[0]}",
+            hint="make the registry writable (or free space on its disk), then retry",
+            problems=[line for line in message.splitlines()[1:] if line.strip()],
+        )
+    return False
+
+
+def refused(repo: git.Repo, what: str) -> RegistryError:
+    """The error after compare-and-swap kept failing in `repo`: `what` happened, git's own last message, and the
+    lock it names (the file to remove when no writer is running)."""
+    message = _REFUSALS.get(repo.git_dir, "")
+    first = message.splitlines()[0] if message else ""
+    lock = re.search(r"Unable to create '([^']+\.lock)'", message)
+    hint = (
+        f"if no other ftkit or git command is writing to the registry, the lock is stale: rm {lock.group(1)}"
+        if lock
+        else "retry; if it persists, run `git fsck` in the registry's .git folder"
+    )
+    return RegistryError(f"{what}; git: {first}" if first else what, hint=hint)
 
 
 def read_blobs(repo: git.Repo, names: list[str]) -> list[bytes | None]:

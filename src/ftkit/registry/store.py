@@ -80,10 +80,11 @@ class RunRegistry:
     # -- opening ------------------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path | None = None, create: bool = True) -> RunRegistry:
-        """Open (and by default create) the registry at `path`, FTKIT_REGISTRY, or `.ftkit/registry` (opening.py)."""
+    def open(cls, path: str | Path | None = None, create: bool = True, check: bool = True) -> RunRegistry:
+        """Open (and by default create) the registry at `path`, FTKIT_REGISTRY, or `.ftkit/registry` (opening.py).
+        `check=False` (verify, repair) opens a damaged one: only a usable git directory is required."""
         root = (Path(path).expanduser() if path is not None else default_registry_path()).absolute()
-        return opening.open_registry(cls, root, create)
+        return opening.open_registry(cls, root, create, check)
 
     def check_format(self, root: gitops.Entries, where: Any) -> None:
         """Refuse a tree that is not an ftkit registry, or one written in a newer format than this ftkit reads."""
@@ -125,19 +126,29 @@ class RunRegistry:
             self._actor = gitops.identity(self.repo)
         return self._actor
 
-    def publish(self, change: Callable[[gitops.Entries], gitops.Entries], message: str, reason: str) -> str:
-        """Commit `change(root entries) -> new root entries` on the tip with compare-and-swap; retry lost races."""
+    def publish(
+        self,
+        change: Callable[[gitops.Entries], gitops.Entries],
+        message: str | Callable[[], str],
+        reason: str,
+    ) -> str:
+        """Commit `change(root entries) -> new root entries` on the tip with compare-and-swap; retry lost races.
+        `message` may be a function, called after each `change`, when it depends on the tree the change replaced;
+        a change that leaves the tree as it is commits nothing (the tip is returned)."""
         for attempt in range(_MAX_ATTEMPTS):
             tip, root = self.snapshot(fresh=True)
             entries = change(dict(root))
+            if entries == root:
+                return tip
             tree = gitops.write_tree(self.repo, entries.values())
-            commit = gitops.write_commit(self.repo, tree, [tip], message, self.actor)
+            text = message() if callable(message) else message
+            commit = gitops.write_commit(self.repo, tree, [tip], text, self.actor)
             if self.move_tip(commit, tip, entries, reason):
                 return commit
             time.sleep(random.uniform(0.001, 0.005) * min(attempt + 1, 20))
-        raise RegistryError(
+        raise gitops.refused(
+            self.repo,
             f"could not record to {self.root}: the registry stayed busy after {_MAX_ATTEMPTS} attempts",
-            hint="retry; if it persists, check for a stale lock file under .git/refs/heads/",
         )
 
     def move_tip(self, new: str, old: str, entries: gitops.Entries, reason: str) -> bool:
@@ -162,18 +173,20 @@ class RunRegistry:
         taken = {s["run"].get("name") for s in self._load_summaries().values()}
         return refs.make_name(run_id, {t for t in taken if t})
 
-    def commit_run(self, record: RunRecord) -> str:
+    def commit_run(self, record: RunRecord, artifacts: list[dict] | None = None) -> str:
         """Record one run as one commit adding `runs/<run-id>/`; returns the commit sha.
 
-        Files of `record.output_dir` go to the weights store and are listed in artifacts.json. Secrets are scrubbed.
+        Files of `record.output_dir` go to the weights store and are listed in artifacts.json, unless `artifacts`
+        gives the rows of files already stored (a pending run's, pending.py). Secrets are scrubbed.
         Safe to call from many processes at once.
         """
         records.validate(record)
         if not record.name:
             record.name = self.new_run_name(record.run_id)
-        artifacts: list[dict] = []
-        if record.output_dir and Path(record.output_dir).is_dir():
-            artifacts = self.store.put_tree(Path(record.output_dir))
+        if artifacts is None:
+            artifacts = []
+            if record.output_dir and Path(record.output_dir).is_dir():
+                artifacts = self.store.put_tree(Path(record.output_dir))
         env_values = scrub.env_secret_values()
         files, run = records.render(record, artifacts, records.now_iso(), env_values)
         folder = gitops.write_tree(
@@ -302,13 +315,14 @@ class RunRegistry:
             raise RegistryError(
                 f"run {run_id} is not in the registry at {self.root}", hint="`ftkit runs --all` lists runs"
             )
-        loaded = self._read_run(run_id, summary["tree"])
+        loaded = self.read_run_folder(run_id, summary["tree"])
         loaded["tags"] = sorted(name for name, target in self.tags().items() if target == run_id)
         loaded["children"] = self.children(run_id)
         return loaded
 
-    def _read_run(self, run_id: str, tree: str) -> dict:
-        """Every file of the run folder `tree`, parsed; RegistryError naming each file that cannot be read."""
+    def read_run_folder(self, run_id: str, tree: str) -> dict:
+        """Every file of the run folder `tree`, parsed (read from git, never from the summaries cache);
+        records.RunDamaged (a RegistryError) naming each file that cannot be read or parsed."""
         try:
             files = gitops.read_tree(self.repo, tree)
         except RegistryError:
@@ -323,8 +337,8 @@ class RunRegistry:
             raise damage.run_error(self.root, run_id, found)
         try:
             return records.parse(run_id, blobs)
-        except RegistryError as error:
-            raise RegistryError(error.message, hint=damage.repair_hint(self.root)) from error
+        except records.RunDamaged as error:
+            raise damage.run_error(self.root, run_id, error.damage) from error
 
     def children(self, run_id: str) -> list[str]:
         """Ids of runs whose parent is `run_id`, oldest first."""
