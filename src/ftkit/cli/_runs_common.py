@@ -11,11 +11,11 @@ from typing import Any
 from ftkit.errors import RegistryError
 
 
-def open_registry(path: Path | None, create: bool = False):  # noqa: ANN201 - lazy import keeps --help fast
-    """Open the registry; read-only commands do not create one."""
+def open_registry(path: Path | None, create: bool = False, check: bool = True):  # noqa: ANN201 - lazy import
+    """Open the registry; read-only commands do not create one; `check=False` opens a damaged one (verify)."""
     from ftkit.registry.store import RunRegistry
 
-    return RunRegistry.open(path, create=create)
+    return RunRegistry.open(path, create=create, check=check)
 
 
 def open_or_none(path: Path | None):  # noqa: ANN201
@@ -34,6 +34,16 @@ def open_existing(path: Path | None):  # noqa: ANN201
     if registry is None:
         raise no_registry_error(path)
     return registry
+
+
+def open_existing_unchecked(path: Path | None):  # noqa: ANN201
+    """The registry as it is, damaged or not (verify, repair); RegistryError (exit 2) when there is none."""
+    from ftkit.registry.store import RunRegistry, default_registry_path
+
+    root = Path(path) if path is not None else default_registry_path()
+    if not (root / ".git").exists():
+        raise no_registry_error(path)
+    return RunRegistry.open(root, create=False, check=False)
 
 
 def no_registry_error(path: Path | None) -> RegistryError:

@@ -67,7 +67,8 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "data": CommandEntry("ftkit.cli.data", "Check data files before training."),
     "registry": CommandEntry(
-        "ftkit.cli.registry_cmd", "Share the run registry through a git remote (push, pull, remote)."
+        "ftkit.cli.registry_cmd",
+        "Share the run registry through a git remote, and check it (push, pull, remote, verify, repair).",
     ),
     "methods": CommandEntry(
         "ftkit.cli.methods", "List fine-tuning methods; `ftkit methods show NAME` prints a method's options."

@@ -1,4 +1,5 @@
-"""`ftkit registry push|pull|remote`: share the run registry through any git remote.
+"""`ftkit registry push|pull|remote`: share the run registry through any git remote (verify and repair: in
+registry_check.py).
 
 Each run is a commit that only adds its own folder, so pulling runs recorded elsewhere merges without conflicts;
 tags moved on both sides resolve to the later move.
@@ -14,11 +15,12 @@ from rich.markup import escape
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import open_registry
+from ftkit.cli.registry_check import verify_command
 from ftkit.registry.scrub import mask_url
 
 registry_app = typer.Typer(
     name="registry",
-    help="Share the run registry through a git remote (push, pull, remote).",
+    help="Share the run registry through a git remote, and check it (push, pull, remote, verify, repair).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -85,6 +87,9 @@ def remote_command(
         out.print(f"{escape(key)}\t{escape(value)}")
     if not remotes:
         out.note("no remotes: ftkit registry remote origin URL")
+
+
+registry_app.command("verify")(verify_command)
 
 
 def register(app: typer.Typer) -> None:

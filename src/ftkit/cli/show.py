@@ -21,6 +21,26 @@ def _hash(value: str | None) -> Cell:
     return Cell(value, (value or "—")[:12])
 
 
+def _stored_states(reg, artifacts: list) -> list[str]:  # noqa: ANN001 - RunRegistry, imported lazily
+    """For each artifact: "ok" when its stored file exists with the recorded size (no hashing: that is
+    `ftkit registry verify`), "missing", or "size differs"."""
+    states = []
+    for artifact in artifacts:
+        try:
+            size = reg.artifact_path(str(artifact["sha256"])).stat().st_size
+        except (OSError, KeyError, TypeError, ValueError):
+            states.append("missing")
+            continue
+        states.append("ok" if artifact.get("size") in (None, size) else "size differs")
+    return states
+
+
+def _state(state: str) -> Cell:
+    from rich.text import Text
+
+    return Cell(state, Text(state, style="" if state == "ok" else "bold red"))
+
+
 def show_command(
     run: str = typer.Argument(..., help="Run id, unique id prefix, name, tag, @latest or @latest~N."),
     json_mode: bool = json_option(),
@@ -40,6 +60,7 @@ def show_command(
         s = summaries.get(rid, {})
         return {"id": rid, "name": s.get("name"), "status": s.get("status"), "in_registry": rid in summaries}
 
+    stored = _stored_states(reg, loaded["artifacts"] or [])
     info = loaded["run"]
     lineage = {"parent": brief(info.get("parent")), "children": [brief(c) for c in loaded["children"]]}
     payload = dict(loaded)
@@ -47,6 +68,9 @@ def show_command(
     overrides = list(info.get("overrides") or [])
     payload["overrides"] = overrides
     payload["registry"] = str(reg.root)
+    payload["artifacts"] = [
+        {**a, "stored": state} for a, state in zip(loaded["artifacts"] or [], stored, strict=True)
+    ]
     out.emit(payload)
 
     env = loaded["env"] or {}
@@ -101,15 +125,24 @@ def show_command(
     artifacts = loaded["artifacts"] or []
     if artifacts:
         shown = artifacts if not out.is_terminal else artifacts[:20]
-        rows = [[a["name"], Cell(a.get("size"), fmt_size(a.get("size"))), _hash(a["sha256"])] for a in shown]
+        rows = [
+            [a["name"], Cell(a.get("size"), fmt_size(a.get("size"))), _hash(a["sha256"]), _state(state)]
+            for a, state in zip(shown, stored, strict=False)
+        ]
         if len(artifacts) > len(shown):
-            rows.append([f"… {len(artifacts) - len(shown)} more (--json lists them all)", None, None])
+            rows.append([f"… {len(artifacts) - len(shown)} more (--json lists them all)", None, None, None])
         total = sum(a.get("size") or 0 for a in artifacts)
         out.table(
             f"Artifacts ({fmt_size(total)} in {reg.root / 'objects'})",
-            [Column("name", min_width=16, cut="start"), "size", "sha256"],
+            [Column("name", min_width=16, cut="start"), "size", "sha256", Column("stored", key=True)],
             rows,
         )
+        bad = sum(state != "ok" for state in stored)
+        if bad:
+            out.warn(
+                f"{bad} of {len(artifacts)} artifact(s) of run {run_id} are missing or changed in the weights "
+                f"store; `ftkit registry verify --registry {reg.root}` checks every file's sha256"
+            )
 
 
 def register(app: typer.Typer) -> None:

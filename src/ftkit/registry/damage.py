@@ -17,6 +17,7 @@ import git
 
 from ftkit.errors import RegistryError
 from ftkit.registry import gitops
+from ftkit.registry.records import RunDamaged
 
 FOLDER = "run folder"
 
@@ -70,14 +71,9 @@ def lines(run_id: str, damage: list[dict]) -> list[str]:
     return [f"run {run_id}: {d['file']}: {d['problem']}" for d in damage]
 
 
-def run_error(root: Path, run_id: str, damage: list[dict]) -> RegistryError:
-    """RegistryError (exit 2) for a run that cannot be read whole."""
-    files = ", ".join(dict.fromkeys(d["file"] for d in damage))
-    return RegistryError(
-        f"run {run_id} is damaged: {files} cannot be read",
-        hint=repair_hint(root),
-        problems=lines(run_id, damage),
-    )
+def run_error(root: Path, run_id: str, damage: list[dict]) -> RunDamaged:
+    """RegistryError (exit 2) for a run that cannot be read whole, naming each file and what to do."""
+    return RunDamaged(run_id, damage, hint=repair_hint(root))
 
 
 def commit_times(repo: git.Repo, tip: str) -> dict[str, str]:

@@ -34,8 +34,9 @@ Weights live outside git, in the content-addressed store `objects/sha256/` besid
 """
 
 
-def open_registry(cls: type[RunRegistry], root: Path, create: bool) -> RunRegistry:
-    """Open the registry at the absolute folder `root` (creating it when `create` and it does not exist)."""
+def open_registry(cls: type[RunRegistry], root: Path, create: bool, check: bool = True) -> RunRegistry:
+    """Open the registry at the absolute folder `root` (creating it when `create` and it does not exist); with
+    `check`, refuse one whose `main` cannot be read or is not an ftkit registry."""
     if root.exists() and not root.is_dir():
         raise RegistryError(f"registry path {root} is a file, not a folder", hint="pass --registry DIR")
     git_dir = root / ".git"
@@ -60,7 +61,8 @@ def open_registry(cls: type[RunRegistry], root: Path, create: bool) -> RunRegist
             hint="point --registry at another folder, or move this one away and let ftkit create a new one",
         )
     registry = cls(root, gitops.open_repo(git_dir))
-    _check(registry, create)
+    if check:
+        _check(registry, create)
     return registry
 
 

@@ -209,9 +209,23 @@ def jsonl(rows: list) -> tuple[str, int]:
     return ("\n".join(lines) + "\n") if lines else "", every
 
 
+class RunDamaged(RegistryError):
+    """A run folder that cannot be read whole; `damage` lists {"file", "object", "problem"} (damage.py)."""
+
+    def __init__(self, run_id: str, damage: list[dict], hint: str | None = None):
+        files = ", ".join(dict.fromkeys(item["file"] for item in damage))
+        super().__init__(
+            f"run {run_id} is damaged: {files} cannot be read",
+            hint=hint,
+            problems=[f"run {run_id}: {item['file']}: {item['problem']}" for item in damage],
+        )
+        self.run_id = run_id
+        self.damage = damage
+
+
 def parse(run_id: str, files: dict[str, bytes]) -> dict:
     """The files of one run folder, parsed: run, recipe (text), resolved_text, resolved, metrics, history, events,
-    env, data, artifacts. A missing file reads as empty; a damaged one raises RegistryError naming it."""
+    env, data, artifacts. A missing file reads as empty; a damaged one raises RunDamaged naming it."""
     from ftkit import yamlio
 
     def text(name: str) -> str:
@@ -225,14 +239,12 @@ def parse(run_id: str, files: dict[str, bytes]) -> dict:
                 return [json.loads(line) for line in text(name).splitlines() if line.strip()]
             return json.loads(files[name])
         except ValueError as error:
-            raise RegistryError(
-                f"run {run_id}: {name} is not valid JSON ({error})", hint="the registry is damaged"
-            ) from error
+            raise RunDamaged(run_id, [_bad(name, f"not valid JSON ({error})")]) from error
 
     try:
         resolved = yamlio.load(text("resolved.yaml"))
-    except ValueError as error:
-        raise RegistryError(f"run {run_id}: resolved.yaml cannot be read ({error})") from error
+    except ValueError as error:  # UnicodeDecodeError included
+        raise RunDamaged(run_id, [_bad("resolved.yaml", f"not valid YAML ({error})")]) from error
     return {
         "id": run_id,
         "run": parsed("run.json", {}),
@@ -246,6 +258,10 @@ def parse(run_id: str, files: dict[str, bytes]) -> dict:
         "data": parsed("data.json", {}),
         "artifacts": parsed("artifacts.json", []),
     }
+
+
+def _bad(name: str, problem: str) -> dict:
+    return {"file": name, "object": None, "problem": problem}
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -1,0 +1,173 @@
+"""`ftkit registry verify`: check a whole registry and list every damage, with what to do about each.
+
+Checked, in order: git's own `fsck` of the history; that `main` can be read; every run's files (readable and
+parseable, read from git, not from the summaries cache); every artifact listed in any run's artifacts.json (present
+in the weights store, of the recorded size, and hashing to its sha256: each stored file is read once, streamed,
+however many runs list it); every tag (readable, pointing at a run of this registry).
+
+A damage item is {"run", "tag", "file", "object", "problem", "fix"} (run or tag None where it does not apply).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ftkit.errors import RegistryError
+from ftkit.registry import damage, gitops, tags
+from ftkit.registry.records import RunDamaged
+
+if TYPE_CHECKING:
+    from ftkit.registry.store import RunRegistry
+
+Progress = Callable[[int, int], None]  # (bytes hashed so far, bytes to hash)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BUFFER = 8 << 20
+
+
+def _item(
+    problem: str, fix: str, run: str | None = None, file: str | None = None, **extra: str | None
+) -> dict:
+    return {"run": run, "tag": extra.get("tag"), "file": file, "object": extra.get("object"),
+            "problem": problem, "fix": fix}  # fmt: skip
+
+
+def fsck(registry: RunRegistry) -> list[str]:
+    """git fsck's complaints about the registry's history (none when it is sound), each line once."""
+    status, out, err = registry.repo.git.fsck(
+        "--full", "--no-dangling", "--no-progress", with_extended_output=True, with_exceptions=False
+    )
+    if status == 0:
+        return []
+    lines = [line.strip() for line in f"{err}\n{out}".splitlines()]
+    found = list(
+        dict.fromkeys(line for line in lines if line and not line.startswith(("Checking", "notice:")))
+    )
+    return found or [f"git fsck exited {status}"]
+
+
+def _sha256(path, progress: Callable[[int], None]) -> str:  # noqa: ANN001 - a Path
+    digest = hashlib.sha256()
+    buffer = bytearray(_BUFFER)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            digest.update(view[:count])
+            progress(count)
+    return digest.hexdigest()
+
+
+def verify(registry: RunRegistry, progress: Progress | None = None) -> dict:
+    """Check everything (see the module docstring); returns {"ok", "runs", "artifacts", "bytes", "damage",
+    "fsck"}. Never raises for damage: it is the report."""
+    repair = f"ftkit registry repair --from REMOTE --registry {registry.root}"
+    report: dict = {"registry": str(registry.root), "ok": True, "runs": 0, "artifacts": 0, "bytes": 0}
+    found: list[dict] = []
+    report["fsck"] = fsck(registry)
+    if report["fsck"]:
+        found.append(_item(
+            f"git fsck found {len(report['fsck'])} problem(s) in the history, first: {report['fsck'][0]}",
+            f"restore the objects: `{repair}`, or {registry.root / '.git'} from a backup",
+            file=".git",
+        ))  # fmt: skip
+    try:
+        _, root = registry.snapshot(fresh=True)
+        runs = gitops.subtree(registry.repo, root, "runs")
+    except RegistryError as error:
+        found.append(_item(error.message, f"`ftkit registry repair --registry {registry.root}`",
+                           file=registry.BRANCH_REF))  # fmt: skip
+        return {**report, "ok": False, "damage": found}
+    listed: dict[str, list[tuple[str, dict]]] = {}  # artifact sha256 -> [(run id, row)]
+    for run_id, entry in sorted(runs.items()):
+        report["runs"] += 1
+        try:
+            loaded = registry.read_run_folder(run_id, entry.sha)
+        except RunDamaged as error:
+            for bad in error.damage:
+                found.append(
+                    _item(
+                        bad["problem"], f"restore it: `{repair}`", run_id, bad["file"], object=bad["object"]
+                    )
+                )
+            continue
+        for row in loaded["artifacts"] if isinstance(loaded["artifacts"], list) else [None]:
+            if not isinstance(row, dict) or not _SHA256.match(str(row.get("sha256"))):
+                found.append(_item(f"artifacts.json lists a malformed entry: {row!r:.80}",
+                                   f"restore it: `{repair}`", run_id, "artifacts.json"))  # fmt: skip
+                continue
+            listed.setdefault(row["sha256"], []).append((run_id, row))
+    found += _check_artifacts(registry, listed, report, progress)
+    found += _check_tags(registry, root, set(runs))
+    report["ok"] = not found
+    report["damage"] = found
+    return report
+
+
+def _check_artifacts(
+    registry: RunRegistry, listed: dict[str, list[tuple[str, dict]]], report: dict, progress: Progress | None
+) -> list[dict]:
+    found: list[dict] = []
+    total = sum(rows[0][1].get("size") or 0 for rows in listed.values())
+    report["artifacts"], report["bytes"] = len(listed), total
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress(done, total)
+
+    for sha, rows in sorted(listed.items()):
+        path = registry.store.path_for(sha)
+        size = rows[0][1].get("size")
+        try:
+            actual = path.stat().st_size
+            problem = None
+            if size is not None and actual != size:
+                problem = f"is {actual} bytes, recorded as {size}"
+            elif _sha256(path, advance) != sha:
+                problem = "does not hash to its sha256 (the stored file is garbled)"
+        except FileNotFoundError:
+            problem = "is missing from the weights store"
+        except OSError as error:
+            problem = f"cannot be read ({error.strerror or error})"
+        if problem is None:
+            continue
+        for run_id, row in rows:
+            found.append(_item(
+                f"artifact {row.get('name')} ({path}) {problem}",
+                f"copy {registry.store.relative_path(sha)} from a machine that has this run into "
+                f"{registry.root}, or train it again: `ftkit rerun {run_id}`",
+                run_id, "artifacts.json", object=sha,
+            ))  # fmt: skip
+    return found
+
+
+def _check_tags(registry: RunRegistry, root: gitops.Entries, run_ids: set[str]) -> list[dict]:
+    found = []
+    try:
+        entries = gitops.subtree(registry.repo, root, tags.FOLDER)
+    except RegistryError as error:
+        return [_item(error.message, "restore it: `ftkit registry repair --from REMOTE`", file=tags.FOLDER)]
+    for name, entry in sorted(entries.items()):
+        retag = f"move it: `ftkit tag RUN {name}`, or remove it: `ftkit untag {name}`"
+        try:
+            target = json.loads(gitops.read_object(registry.repo, entry.sha, b"blob")).get("run")
+        except RegistryError:
+            found.append(_item(damage.object_problem(registry.repo, entry.sha), retag, tag=name,
+                               file=f"tags/{name}", object=entry.sha))  # fmt: skip
+        except (ValueError, AttributeError):
+            found.append(
+                _item("not a valid tag file", retag, tag=name, file=f"tags/{name}", object=entry.sha)
+            )
+        else:
+            if target and target not in run_ids:
+                found.append(_item(
+                    f"tag {name} points at run {target}, which is not in this registry",
+                    f"pull the registry that has it (`ftkit registry pull REMOTE`), or {retag}",
+                    tag=name, file=f"tags/{name}",
+                ))  # fmt: skip
+    return found
