@@ -15,6 +15,10 @@ from ftkit.errors import DataError
 from ftkit.hub_ids import is_hub_dataset_id
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+# One .jsonl line is read whole only up to this size: a row far beyond any max_seq_len is cut by characters before
+# tokenizing anyway, and an endless or runaway line (a stray binary, a missing newline) must not fill memory.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+_READ_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -152,11 +156,54 @@ def _decode(data: bytes, path: Path) -> tuple[str, list[RowProblem]]:
         return data.decode("utf-8-sig", errors="replace"), [problem]
 
 
+def _bounded_lines(handle: Any, limit: int) -> Any:
+    """(line number, bytes, size) for each line of a binary file. A line longer than `limit` bytes (its newline
+    not counted) is never held whole: what was read of it is dropped, the rest skipped in chunks, and it yields
+    None with its full size."""
+    number, readline = 0, handle.readline
+    while first := readline(_READ_CHUNK):
+        number += 1
+        if first.endswith(b"\n"):  # the usual line: short, read in one piece
+            yield number, first, len(first) - 1
+            continue
+        parts, size = [first], len(first)
+        while not parts[-1].endswith(b"\n") and size <= limit and (more := readline(_READ_CHUNK)):
+            parts.append(more)
+            size += len(more)
+        ended = parts[-1].endswith(b"\n")
+        size -= _newline_bytes(parts[-1])
+        if size <= limit:
+            yield number, first if len(parts) == 1 else b"".join(parts), size
+            continue
+        del parts, first  # over the limit: keep nothing of it
+        while not ended and (more := readline(_READ_CHUNK)):
+            ended = more.endswith(b"\n")
+            size += len(more) - _newline_bytes(more)
+        yield number, None, size
+
+
+def _newline_bytes(chunk: bytes) -> int:
+    return 1 if chunk.endswith(b"\n") else 0
+
+
+def _too_long(path: Path, number: int, size: int) -> RowProblem:
+    return RowProblem(
+        str(path),
+        number,
+        f"this line is {size:,} bytes, over the {MAX_LINE_BYTES // 2**20} MiB limit for one row, so it was "
+        "not read; split the row into smaller ones or shorten it (text beyond training.max_seq_len is cut anyway)",
+        code="line-too-long",
+    )
+
+
 def _read_jsonl(path: Path) -> tuple[list[Row], list[RowProblem]]:
     rows: list[Row] = []
     problems: list[RowProblem] = []
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw, size in _bounded_lines(handle, MAX_LINE_BYTES):
+            if raw is None:
+                problems.append(_too_long(path, number, size))
+                continue
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
