@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ftkit.cli._pending import record_pending
 from ftkit.errors import RegistryError
 
 
@@ -15,7 +16,10 @@ def open_registry(path: Path | None, create: bool = False, check: bool = True): 
     """Open the registry; read-only commands do not create one; `check=False` opens a damaged one (verify)."""
     from ftkit.registry.store import RunRegistry
 
-    return RunRegistry.open(path, create=create, check=check)
+    registry = RunRegistry.open(path, create=create, check=check)
+    if check:  # a damaged registry (verify, repair) is left as it is
+        record_pending(registry)
+    return registry
 
 
 def open_or_none(path: Path | None):  # noqa: ANN201
@@ -25,7 +29,9 @@ def open_or_none(path: Path | None):  # noqa: ANN201
     root = Path(path) if path is not None else default_registry_path()
     if not (root / ".git").exists() and (not root.exists() or not any(root.iterdir())):
         return None
-    return RunRegistry.open(root, create=False)
+    registry = RunRegistry.open(root, create=False)
+    record_pending(registry)  # runs an earlier `ftkit run` could not commit (cli/_pending.py)
+    return registry
 
 
 def open_existing(path: Path | None):  # noqa: ANN201

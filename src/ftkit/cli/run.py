@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +13,10 @@ from rich.markup import escape
 
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
+from ftkit.cli._pending import record_pending
 from ftkit.cli.formatting import fmt, fmt_delta
 from ftkit.cli.table_fit import Cell, Column
-from ftkit.errors import ExitCode, RecipeError
+from ftkit.errors import ExitCode, RecipeError, RegistryError
 
 if TYPE_CHECKING:  # imported lazily: pydantic and the methods cost every command start-up time
     from ftkit.recipe.load import LoadedRecipe
@@ -72,6 +75,7 @@ def run_and_record(
         registry_path if registry_path is not None else default_registry_path(), note=output.warn
     )
     registry = RunRegistry.open(registry_path)
+    record_pending(registry)  # a run an earlier commit failed to record goes in first, in training order
     run_id = registry.new_run_id()
     name = loaded.recipe.name or registry.new_run_name(run_id)
     output.note(
@@ -101,7 +105,7 @@ def run_and_record(
         output_dir=result.output_dir,
         error=result.error,
     )
-    registry.commit_run(record)
+    _commit_or_keep(registry, record, lambda: _summary(output, loaded, result))
 
     _summary(output, loaded, result)
     if result.status != "failed":
@@ -119,6 +123,50 @@ def run_and_record(
         }
     )
     return int(_EXIT_FOR_STATUS[result.status])
+
+
+def _commit_or_keep(registry: Any, record: Any, summary: Callable[[], None]) -> None:
+    """Commit a trained run. When that fails (a lock appeared, the disk filled or became read-only, git refused),
+    keep its complete record pending (registry/pending.py) and raise RegistryError with the cause as git or the
+    disk gave it, where the record is kept, and that the next command against the registry records it."""
+    import git
+
+    rows: list[dict] | None = None  # None: the output folder's files are not in the weights store yet
+    try:
+        output_dir = Path(record.output_dir) if record.output_dir else None
+        rows = registry.store.put_tree(output_dir) if output_dir and output_dir.is_dir() else []
+        registry.commit_run(record, artifacts=rows)
+    except (RegistryError, OSError, git.GitError) as error:
+        raise _kept_pending(registry, record, rows, error, summary) from error
+
+
+def _kept_pending(
+    registry: Any, record: Any, rows: list[dict] | None, failure: Exception, summary: Callable[[], None]
+) -> RegistryError:
+    from ftkit.registry import pending
+
+    reason = failure.message if isinstance(failure, RegistryError) else f"{type(failure).__name__}: {failure}"
+    problems = list(getattr(failure, "problems", []))
+    if record.status == "failed" and record.error:
+        problems.append(f"the run itself failed: {record.error}")
+    else:
+        summary()  # what was trained, since the registry cannot show it yet
+    where = f"run {record.run_id} ({record.status}) was not recorded: {reason}"
+    try:
+        kept = pending.keep(registry.root, record, rows, reason)
+    except RegistryError as lost:
+        return RegistryError(
+            f"{where}; its record could not be kept either",
+            hint=f"{lost.hint}; the trained output is in {record.output_dir}",
+            problems=problems + lost.problems,
+        )
+    fix = getattr(failure, "hint", None) or f"make {registry.root} writable (or free space on its disk)"
+    return RegistryError(
+        where,
+        hint=f"{fix}. The run's complete record is kept in {kept}; the next ftkit command against this registry "
+        f"records it, e.g. `ftkit runs --all --registry {shlex.quote(str(registry.root))}`",
+        problems=problems,
+    )
 
 
 def _refuse_output_in_registry(loaded: LoadedRecipe, registry_path: Path | None) -> None:
