@@ -29,6 +29,7 @@ from ftkit.recipe.resolve import config_hash, resolve_recipe
 from ftkit.train import output_files
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
 from ftkit.train.hardware import detect_hardware, plan_training
+from ftkit.train.output_dir import check_output_writable
 from ftkit.train.precision import confirm_auto_bf16
 from ftkit.train.quiet import quiet_libraries
 
@@ -159,6 +160,7 @@ class _Run:
         return result
 
     def _execute(self, result: RunResult) -> None:
+        check_output_writable(self.loaded)  # before anything slow: found now, not when the weights are saved
         quiet_libraries()  # first: importing transformers' set_seed imports peft, hence bitsandbytes
         from transformers import set_seed
 
