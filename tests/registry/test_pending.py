@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ftkit.cli.app import app
+from ftkit.errors import RegistryError
 from ftkit.registry import pending, store
 from ftkit.registry.store import RunRegistry
 from ftkit.train import runner
@@ -228,3 +229,22 @@ def test_an_unreadable_pending_file_is_reported_and_left_alone(registry, tmp_pat
     assert outcome.recorded == []
     assert len(outcome.problems) == 1 and str(broken) in outcome.problems[0]
     assert broken.exists()
+
+
+def test_a_ref_git_cannot_write_fails_at_once_with_gits_message(registry, add_run):
+    """Read-only refs (objects still writable): git's refusal is final, so it is reported, not retried 200 times."""
+    heads = registry.root / ".git" / "refs" / "heads"
+    add_run()
+    if shutil.which("mount") is None:
+        pytest.skip("mount is unavailable, so no folder can be made read-only (root ignores permission bits)")
+    bound = subprocess.run(["mount", "--bind", str(heads), str(heads)], capture_output=True)
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount (needs root): {bound.stderr.decode(errors='replace').strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(heads)], check=True, capture_output=True)
+        with pytest.raises(RegistryError) as caught:
+            registry.commit_run(make_record(registry))
+    finally:
+        subprocess.run(["umount", "--lazy", str(heads)], check=False)
+    assert caught.value.message.startswith("git cannot update refs/heads/main in ")
+    assert f"Unable to create '{heads / 'main.lock'}': Read-only file system" in caught.value.message
