@@ -42,13 +42,16 @@ def open_existing(path: Path | None):  # noqa: ANN201
     return registry
 
 
-def open_existing_unchecked(path: Path | None):  # noqa: ANN201
-    """The registry as it is, damaged or not (verify, repair); RegistryError (exit 2) when there is none."""
+def open_existing_unchecked(path: Path | None, before: Any = None):  # noqa: ANN201
+    """The registry as it is, damaged or not (verify, repair); RegistryError (exit 2) when there is none.
+    `before(git_dir)` runs first (repair fixes HEAD there, so that git can open the folder)."""
     from ftkit.registry.store import RunRegistry, default_registry_path
 
     root = Path(path) if path is not None else default_registry_path()
     if not (root / ".git").exists():
         raise no_registry_error(path)
+    if before is not None:
+        before(root.absolute() / ".git")
     return RunRegistry.open(root, create=False, check=False)
 
 

@@ -59,3 +59,65 @@ def verify_command(json_mode: bool = json_option(), registry: Path | None = regi
         out.print(f"    [cyan]fix:[/cyan] {escape(item['fix'])}")
     out.note(f"[red]registry damaged[/red]: {len(report['damage'])} problem(s); {summary}")
     raise typer.Exit(1)
+
+
+def repair_command(
+    from_: str | None = typer.Option(
+        None,
+        "--from",
+        metavar="REMOTE",
+        help="First fetch every object again from REMOTE (a remote name, URL or path): for missing or damaged "
+        "objects.",
+    ),
+    json_mode: bool = json_option(),
+    registry: Path | None = registry_option(),
+) -> None:
+    """Restore a lost or broken `main` from the newest recorded tip (reflog, then remote refs); rebuild the cache."""
+    from ftkit.registry import recover
+    from ftkit.registry.store import RunRegistry
+
+    out = Output(json_mode)
+    fixed: list[str | None] = []
+    with open_existing_unchecked(
+        registry, before=lambda git_dir: fixed.append(recover.repair_head(git_dir))
+    ) as reg:
+        result = recover.repair(reg, from_)
+        cache = Path(reg.repo.git_dir) / "ftkit-cache" / "summaries.json"
+        cache.unlink(missing_ok=True)
+        registry_root = reg.root
+    with RunRegistry.open(registry_root, create=False) as fresh:  # a new git process: sees the repaired refs
+        summaries = fresh.summaries()
+    result["head"] = fixed[0] if fixed else None
+    result["runs"] = len(summaries)
+    result["damaged_runs"] = [s["id"] for s in summaries if "damage" in s]
+    out.emit(result)
+    _report_repair(out, result, registry_root)
+
+
+def _report_repair(out: Output, result: dict, root: Path) -> None:
+    if result["head"]:
+        out.note(f"fixed: {escape(result['head'])} (HEAD names refs/heads/main again)")
+    fetched = result["fetched"]
+    if fetched:
+        out.note(
+            f"fetched every object again from {escape(fetched['remote'])} ({fetched['runs']} run(s) there)"
+        )
+    restored = result["restored"]
+    if restored:
+        out.note(
+            f"[green]restored[/green] main to commit {restored['sha'][:12]} from {escape(restored['source'])}: "
+            f"{restored['runs']} run(s)"
+        )
+        out.note(f"it was: {escape(result['problem'])}")
+    elif result["problem"]:
+        out.note(f"[green]main can be read again[/green] (it was: {escape(result['problem'])})")
+    elif not result["head"]:
+        out.note("main is sound; nothing to restore")
+    for path in result["moved_aside"]:
+        out.note(f"moved a damaged file aside: {escape(path)}")
+    out.note(f"summaries cache rebuilt: {result['runs']} run(s)")
+    if result["damaged_runs"]:
+        out.warn(
+            f"{len(result['damaged_runs'])} run(s) still have damaged files; `ftkit registry verify --registry "
+            f"{root}` lists them"
+        )

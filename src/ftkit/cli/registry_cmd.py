@@ -15,7 +15,7 @@ from rich.markup import escape
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import open_registry
-from ftkit.cli.registry_check import verify_command
+from ftkit.cli.registry_check import repair_command, verify_command
 from ftkit.registry.scrub import mask_url
 
 registry_app = typer.Typer(
@@ -90,6 +90,7 @@ def remote_command(
 
 
 registry_app.command("verify")(verify_command)
+registry_app.command("repair")(repair_command)
 
 
 def register(app: typer.Typer) -> None:

@@ -323,6 +323,17 @@ def _batch(repo: git.Repo, names: list[str]) -> tuple[list[bytes | None], bool]:
     return blobs, proc.returncode == 0 and len(blobs) == len(names)
 
 
+def objects_present(repo: git.Repo, shas: list[str]) -> list[bool]:
+    """Whether git (a new `git cat-file --batch-check` process, which sees the packs as they are now) finds each
+    object."""
+    if not shas:
+        return []
+    proc = repo.git.cat_file("--batch-check", as_process=True, istream=subprocess.PIPE)
+    out, _ = proc.communicate("".join(f"{sha}\n" for sha in shas).encode())
+    answers = out.decode(errors="replace").splitlines()
+    return [index < len(answers) and not answers[index].endswith(" missing") for index in range(len(shas))]
+
+
 def close(repo: git.Repo) -> None:
     """Stop GitPython's persistent git processes."""
     repo.close()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import git
 
 from ftkit.errors import RegistryError
-from ftkit.registry import gitops, records
+from ftkit.registry import gitops, records, recover
 
 if TYPE_CHECKING:
     from ftkit.registry.store import RunRegistry
@@ -55,6 +55,9 @@ def open_registry(cls: type[RunRegistry], root: Path, create: bool, check: bool 
         registry = cls(root, _create_git_dir(cls, root, git_dir))
         ensure_first_commit(registry)
         return registry
+    head = recover.head_problem(git_dir) if git_dir.is_dir() else None
+    if head is not None:
+        raise recover.broken_head_error(root, head)
     if not git_dir.is_dir() or not (git_dir / "HEAD").is_file() or not (git_dir / "objects").is_dir():
         raise RegistryError(
             f"{root} is not an ftkit registry: {git_dir} is not a usable git directory (corrupt or foreign)",
@@ -117,27 +120,33 @@ def ensure_first_commit(registry: RunRegistry) -> None:
 
 
 def _check(registry: RunRegistry, create: bool) -> None:
-    if gitops.tip(registry.repo, registry.BRANCH_REF) is None:
-        try:
-            foreign = next(iter(registry.repo.references), None)
-        except Exception as error:  # unreadable refs: not something ftkit should touch
-            raise RegistryError(
-                f"{registry.root} is not an ftkit registry: git cannot read it (corrupt or foreign)",
-                hint="point --registry at another folder",
-                problems=[str(error)],
-            ) from error
+    """Refuse a registry whose `main` is lost or broken while history exists (recover.py), or that is not an ftkit
+    registry; create the first commit of a new one. Never starts a new history over an existing one."""
+    if recover.main_problem(registry) is None:
+        registry.check_format(registry.snapshot()[1], registry.root)
+        return
+    history = [tip for tip in recover.recorded_tips(registry) if tip.runs or tip.tags]
+    problem = recover.main_problem(registry)  # again: a racing creator may have published it meanwhile
+    if problem is None:
+        registry.check_format(registry.snapshot()[1], registry.root)
+        return
+    if history:
+        raise recover.lost_history_error(registry, problem, history[0])
+    if not problem.endswith(
+        "is missing"
+    ):  # junk, or a commit that cannot be read: damage, not a new registry
+        raise recover.broken_main_error(registry, problem)
+    if recover.any_refs(registry.repo):
         # A racing creator may be publishing `main` while we read: give it a moment before calling the
         # repository foreign.
-        if foreign is not None and not _main_appears(registry):
+        if not _main_appears(registry):
             raise RegistryError(
                 f"{registry.root} is a git repository but not an ftkit registry (it has no `main` run history)",
                 hint="point --registry at an ftkit registry or at a new folder",
             )
-        if foreign is None:
-            if create:
-                ensure_first_commit(registry)
-            return
-    registry.check_format(registry.snapshot()[1], registry.root)
+        registry.check_format(registry.snapshot()[1], registry.root)
+    elif create:
+        ensure_first_commit(registry)
 
 
 def _main_appears(registry: RunRegistry, seconds: float = 2.0) -> bool:
