@@ -17,7 +17,10 @@ The tree of branch `main`:
 
 A run is one commit that only adds `runs/<run-id>/`, published with a compare-and-swap ref update (gitops.py),
 so any number of processes can record runs at once. Listing reads the summary cache (summaries.py); sharing
-through a git remote is sync.py.
+through a git remote is sync.py. Opening checks the folder (opening.py): a lost or broken `main` over existing
+history stops every command with the repair command (recover.py). Reads never skip what they cannot read: a run
+with an unreadable file is listed as damaged and loading it raises, naming the run and the file (damage.py);
+`ftkit registry verify` checks everything (verify.py).
 """
 
 from __future__ import annotations

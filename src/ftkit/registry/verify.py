@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ftkit.errors import RegistryError
-from ftkit.registry import damage, gitops, tags
+from ftkit.registry import damage, gitops, recover, tags
 from ftkit.registry.records import RunDamaged
 
 if TYPE_CHECKING:
@@ -73,13 +73,18 @@ def verify(registry: RunRegistry, progress: Progress | None = None) -> dict:
             f"restore the objects: `{repair}`, or {registry.root / '.git'} from a backup",
             file=".git",
         ))  # fmt: skip
-    try:
-        _, root = registry.snapshot(fresh=True)
-        runs = gitops.subtree(registry.repo, root, "runs")
-    except RegistryError as error:
-        found.append(_item(error.message, f"`ftkit registry repair --registry {registry.root}`",
-                           file=registry.BRANCH_REF))  # fmt: skip
+    problem = recover.main_problem(registry)
+    if problem is not None:
+        tips = recover.recorded_tips(registry)
+        fix = (
+            f"`ftkit registry repair --registry {registry.root}` restores {tips[0].describe()}"
+            if tips
+            else f"restore the history: `{repair}`"
+        )
+        found.append(_item(problem, fix, file=registry.BRANCH_REF))
         return {**report, "ok": False, "damage": found}
+    _, root = registry.snapshot(fresh=True)
+    runs = gitops.subtree(registry.repo, root, "runs")
     listed: dict[str, list[tuple[str, dict]]] = {}  # artifact sha256 -> [(run id, row)]
     for run_id, entry in sorted(runs.items()):
         report["runs"] += 1
