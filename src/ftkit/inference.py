@@ -94,7 +94,7 @@ def load_trained_model(
     merge: fold the adapter into the base (mergeable methods only; QLoRA merges onto a full-precision base).
     full_precision_base: put the adapter on a full-precision base without merging (QLoRA's unmerged reference).
     """
-    from ftkit.train.model_loading import load_tokenizer, model_class
+    from ftkit.train.model_loading import damaged_weights_error, load_tokenizer, model_class
     from ftkit.train.quiet import quiet_bitsandbytes_import
 
     quiet_bitsandbytes_import()
@@ -111,11 +111,23 @@ def load_trained_model(
     method.tokenizer = tokenizer
     task = resolved.get("task", "causal-lm")
     auto = model_class(task)
+    base = None
     if method.is_adapter:
         base = load_base_model(output_dir, full_precision=merge or full_precision_base, device=device)
+    try:
         model = method.load_trained(base, output_dir, auto)
-    else:
-        model = method.load_trained(None, output_dir, auto)
+    except Exception as error:
+        damaged = damaged_weights_error(
+            error,
+            output_dir,
+            f"the trained weights of {output_dir}",
+            hint="the file was truncated or overwritten after the run: the registry keeps an intact copy at "
+            "REGISTRY/objects/sha256/<first 2 hex digits>/<the other 62> (`ftkit show RUN` lists each file's "
+            "sha256); copy it back, or train again with `ftkit rerun RUN`",
+        )
+        if damaged is None:
+            raise
+        raise damaged from None
     if merge:
         model = method.merge(model)
     if not getattr(model, "is_loaded_in_4bit", False) and not getattr(model, "hf_device_map", None):

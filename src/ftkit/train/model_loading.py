@@ -135,7 +135,8 @@ def _quantized_copy(model: Any, auto: Any, quantization_config: Any, device_map:
 
 
 def _loaded(what: str, load: Any, source: str, **kwargs: Any) -> Any:
-    """`load(source, **kwargs)`, with transformers' missing-file and bad-config errors turned into a ModelError."""
+    """`load(source, **kwargs)`, with transformers' missing-file and bad-config errors, and damaged safetensors
+    files, turned into a ModelError."""
     try:
         return load(source, **kwargs)
     except (OSError, ValueError) as error:
@@ -143,6 +144,68 @@ def _loaded(what: str, load: Any, source: str, **kwargs: Any) -> Any:
             f"cannot load {what}: {_first_line(error)}",
             hint="check the model id or path; hub models need network access or a local cache (HF_HOME)",
         ) from None
+    except Exception as error:
+        damaged = damaged_weights_error(
+            error,
+            _local_folder(source, kwargs.get("subfolder")),
+            what,
+            hint="the file is truncated or is not a safetensors file: copy or download it again (a Hub model: "
+            "delete its folder from the Hugging Face cache, HF_HOME, and it downloads again)",
+        )
+        if damaged is None:
+            raise
+        raise damaged from None
+
+
+def damaged_weights_error(error: Exception, folder: Path | None, what: str, hint: str) -> ModelError | None:
+    """A ModelError naming the damaged file when `error` is safetensors refusing a file (a truncated file, a
+    garbled header); None for any other error. The files of `folder` are opened to find the damaged one."""
+    from safetensors import SafetensorError
+
+    if not isinstance(error, SafetensorError):
+        return None
+    damaged = damaged_safetensors(folder) if folder is not None else []
+    if not damaged:
+        return ModelError(
+            f"cannot load {what}: a safetensors file is damaged: {_first_line(error)}", hint=hint
+        )
+    (path, reason), *others = damaged
+    return ModelError(
+        f"cannot load {what}: {path} is damaged: {reason}",
+        hint=hint,
+        problems=[f"{other}: damaged too: {why}" for other, why in others],
+    )
+
+
+def damaged_safetensors(folder: Path) -> list[tuple[Path, str]]:
+    """The .safetensors files in `folder` whose header safetensors refuses, with its reason. Opening a file
+    reads its header and checks it against the file's size; tensor data is not read."""
+    from safetensors import safe_open
+
+    damaged = []
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as error:  # SafetensorError, or an OSError for an unreadable file
+            damaged.append((path, _first_line(error)))
+    return damaged
+
+
+def _local_folder(source: str, subfolder: str | None = None) -> Path | None:
+    """The folder holding a model's files: a local folder, or a Hub model's snapshot in the local cache."""
+    folder = Path(source)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(source, "config.json")
+        except Exception:  # not a valid repo id, no cache: nothing to look at
+            return None
+        if not isinstance(cached, str):
+            return None
+        folder = Path(cached).parent
+    return folder / subfolder if subfolder else folder
 
 
 def _first_line(error: Exception) -> str:
