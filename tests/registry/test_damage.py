@@ -112,3 +112,27 @@ def test_a_run_json_that_is_not_json_is_listed_as_damaged_and_show_names_it(regi
     assert {r["id"] for r in payload(listed)["runs"]} == {a, b, c}
     shown = cli("show", b)
     assert shown.exit_code == 2 and "run.json" in shown.stderr and "not valid JSON" in shown.stderr
+
+
+def test_an_unreadable_runs_folder_is_named_with_the_repair(add_run, registry):
+    import os
+    import subprocess
+    import sys
+
+    from tests.registry.conftest import git
+    from tests.registry.damage import break_object, drop_cache
+
+    add_run(loss=1.0)
+    sha = git(registry, "rev-parse", "main:runs").strip()
+    break_object(registry.root, sha, "garbage")
+    drop_cache(registry.root)
+    # A new process: this one keeps parsed trees in memory (they never change while their objects exist).
+    result = subprocess.run(
+        [sys.executable, "-m", "ftkit", "runs"],
+        env={**os.environ, "FTKIT_REGISTRY": str(registry.root)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2, result.stderr
+    text = " ".join(result.stderr.split())
+    assert "runs/ folder" in text and sha[:12] in text and "ftkit registry repair --from" in text

@@ -133,7 +133,12 @@ def tip(repo: git.Repo, ref: str) -> str | None:
 
 
 def _damaged(repo: git.Repo, what: str, sha: str) -> RegistryError:
-    return RegistryError(f"missing or invalid {what} {sha} in {repo.git_dir}", hint="run `git fsck` there")
+    root = Path(repo.git_dir).parent
+    return RegistryError(
+        f"missing or invalid {what} {sha} in {repo.git_dir}",
+        hint=f"`ftkit registry verify --registry {root}` lists the damage; `ftkit registry repair --from REMOTE "
+        f"--registry {root}` restores lost objects from a registry that has them",
+    )
 
 
 def read_object(repo: git.Repo, sha: str, kind: bytes) -> bytes:

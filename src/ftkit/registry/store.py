@@ -241,7 +241,16 @@ class RunRegistry:
         tip, root = self.snapshot()
         runs = root.get("runs")
         if self._summaries is None or runs != self._summaries_of:
-            self._summaries = SummaryCache(self.repo).load(runs)
+            try:
+                self._summaries = SummaryCache(self.repo).load(runs)
+            except RegistryError as error:
+                if runs is None or gitops.objects_present(self.repo, [runs.sha]) == [True]:
+                    raise
+                raise RegistryError(
+                    f"registry {self.root}: the runs/ folder of main cannot be read: "
+                    f"{damage.object_problem(self.repo, runs.sha)}",
+                    hint=damage.repair_hint(self.root),
+                ) from error
             self._summaries_of = runs
             unknown = [s for s in self._summaries.values() if _name_unknown(s)]
             if unknown:  # place runs whose run.json cannot be read by the commit that recorded them
