@@ -6,8 +6,8 @@
     print(generate(trained, "What is the capital of France?"))          # chat template applied
     merged = load_trained_model("outputs/...", merge=True)              # adapter folded into the base
 
-The output folder holds `resolved.yaml` (written by the runner), the tokenizer and the method's weights. The base
-model is rebuilt from `resolved.yaml`; the method re-applies its weights. Generation goes through
+The output folder holds `resolved.yaml` (written by the runner, secrets scrubbed), the tokenizer and the method's
+weights. The base model is rebuilt from `resolved.yaml`; the method re-applies its weights. Generation goes through
 `ftkit.evaluation.generate`, which decodes without a KV cache for methods whose cached generation is wrong
 (prefix and prompt tuning). Heavy libraries are imported inside the functions.
 """
@@ -21,6 +21,7 @@ from typing import Any
 
 from ftkit.errors import MethodError, ModelError
 from ftkit.methods.base import Method, MethodOptions
+from ftkit.registry.scrub import REDACTED
 
 
 @dataclass
@@ -74,6 +75,13 @@ def load_base_model(output_dir: str | Path, *, full_precision: bool = False, dev
     method, options = _method_of(resolved)
     method.check_requirements()
     model, task, labels = str(resolved["model"]), resolved.get("task", "causal-lm"), _labels(output_dir)
+    if REDACTED in model:
+        raise ModelError(
+            f"{output_dir / 'resolved.yaml'}: model: {model!r} was redacted when the run was saved (it held "
+            "something that looks like a secret), so the base model cannot be found from it",
+            hint="write the base model's path or Hub id (the recipe's `model:`) back into `model:` of that file, "
+            "then load again",
+        )
     if full_precision:
         kwargs = method.merge_load_kwargs(options, device)
     else:  # the base exactly as the run loaded it (QLoRA: the same layers kept in full precision)

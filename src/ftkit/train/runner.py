@@ -329,12 +329,15 @@ def save_output(
     method: Method, model: Any, tokenizer: Any, output_dir: Path, resolved: dict, labels: list | None
 ) -> None:
     """Write a run's output folder: the method's weights, the tokenizer (with the chat template used in
-    training), `resolved.yaml`, and `labels.json` for classification. `ftkit.inference` reloads it. Files appear
-    only once the whole save succeeded: a failed save (a full disk) leaves no partial file (output_files.py)."""
+    training), `resolved.yaml` (secrets scrubbed, as in the registry), and `labels.json` for classification.
+    `ftkit.inference` reloads it. Files appear only once the whole save succeeded: a failed save (a full disk)
+    leaves no partial file (output_files.py)."""
+    from ftkit.registry.scrub import scrub_data  # the one scrubber; standard library only
+
     with output_files.staged(output_dir, "the trained model") as folder:
         method.save(model, folder)
         tokenizer.save_pretrained(str(folder))
-        (folder / "resolved.yaml").write_text(yamlio.dump(resolved), encoding="utf-8")
+        (folder / "resolved.yaml").write_text(yamlio.dump(scrub_data(resolved)), encoding="utf-8")
         if labels is not None:
             (folder / "labels.json").write_text(json.dumps([str(label) for label in labels]))
 
