@@ -125,6 +125,7 @@ def _check_artifacts(
         if progress:
             progress(done, total)
 
+    advance(0)  # the 0% line, whatever size the first file hashed is
     for sha, rows in sorted(listed.items()):
         path = registry.store.path_for(sha)
         size = rows[0][1].get("size")
