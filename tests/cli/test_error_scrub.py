@@ -92,3 +92,13 @@ def test_an_unexpected_error_is_scrubbed_too(monkeypatch, tmp_path):
     everything = result.stdout + result.stderr
     assert DATA_PW not in everything and ENV_VALUE not in everything
     assert "unexpected internal error: RuntimeError: boom near https://bob:***@host.example/x" in everything
+
+
+def test_a_json_document_masks_secrets_too(planted):
+    """Not only errors: a successful command's JSON document leaves the process scrubbed as well."""
+    recipe = planted["--set value"][1]
+    result = runner.invoke(app, ["validate", recipe, "--set", f"name={NAME_TOKEN}-{ENV_VALUE}", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert NAME_TOKEN not in result.stdout and ENV_VALUE not in result.stdout
+    assert "***" in json.dumps(document)

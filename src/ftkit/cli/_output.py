@@ -152,9 +152,11 @@ class Output:
         file.flush()
 
     def emit(self, payload: Any) -> None:
-        """Print the machine-readable result: the single JSON document on stdout in --json mode."""
+        """Print the machine-readable result: the single JSON document on stdout in --json mode, secrets masked."""
         if self.json_mode:
-            sys.stdout.write(json.dumps(payload, indent=2, default=str, sort_keys=False) + "\n")
+            # Scrubbing the serialized text is one pass however large the document; a masked value stays valid
+            # JSON because the masks contain no quote or backslash.
+            sys.stdout.write(scrub_text(json.dumps(payload, indent=2, default=str, sort_keys=False)) + "\n")
             sys.stdout.flush()
             Output.document_emitted = True
 
