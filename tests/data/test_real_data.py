@@ -51,7 +51,7 @@ def test_chatterbot_is_chat_with_one_broken_row(tmp_path):
     report = check_file(path)
     assert report.format == "chat" and report.rows == 2026
     assert [(p.line, p.code, p.key) for p in report.errors] == [(1779, "empty-field", "messages[2].content")]
-    assert _codes(report.warnings) == {"duplicate": 1127, "short": 2}
+    assert _codes(report.warnings) == {"duplicate": 1127, "short": 2, "unused-column": 1}
     assert cli("data", "check", str(path)).exit_code == 2
     kept = [line for number, line in enumerate(path.read_text().splitlines(), 1) if number != 1779]
     (tmp_path / "fixed.jsonl").write_text("\n".join(kept) + "\n")
@@ -66,7 +66,9 @@ def test_pandalm_is_preference_with_its_bad_rows_named(tmp_path):
     assert bad == [(n, "wrong-type", "chosen") for n in (140, 141, 142, 144, 145, 147)] + [
         (248, "empty-field", "chosen")
     ]
-    assert set(_codes(report.warnings)) == {"duplicate", "empty-rejected", "too-long"}
+    assert set(_codes(report.warnings)) == {"duplicate", "empty-rejected", "too-long", "unused-column"}
+    assert report.unused_columns == ["id", "agreement", "models", "motivation_app"]
+    assert report.label_column is None  # only a text file's extra column is offered as labels
     lines = {line for line, _, _ in bad}
     kept = [line for number, line in enumerate(path.read_text().splitlines(), 1) if number not in lines]
     (tmp_path / "fixed.jsonl").write_text("\n".join(kept) + "\n")

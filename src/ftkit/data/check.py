@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftkit.data.columns import LABEL_RULE, LabelColumn, find_label_column, unused_columns
 from ftkit.data.formats import (
     FORMAT_FIELDS,
     Example,
@@ -42,6 +43,8 @@ class CheckReport:
     problems: list[RowProblem]
     stats: dict[str, Any] = field(default_factory=dict)
     preview: dict[str, Any] | None = None
+    unused_columns: list[str] = field(default_factory=list)  # columns the format does not read (warned)
+    label_column: LabelColumn | None = None  # an unused column that looks like class labels (data/columns.py)
 
     @property
     def errors(self) -> list[RowProblem]:
@@ -70,6 +73,16 @@ class CheckReport:
             "problems": [problem.to_dict() for problem in self.problems],
             "stats": self.stats,
             "preview": self.preview,
+            "unused_columns": self.unused_columns,
+            "label_column": None
+            if self.label_column is None
+            else {
+                "column": self.label_column.label,
+                "text": self.label_column.text,
+                "classes": self.label_column.classes,
+                "evidence": self.label_column.evidence,
+                "rule": LABEL_RULE,
+            },
         }
 
 
@@ -128,6 +141,7 @@ def check_rows(
         _finish(report)
         return report
 
+    _unused_column_warnings(report, [row.data for row in rows])
     declared = {label.strip() for label in labels or [] if label.strip()} or None
     row_problems: list[RowProblem] = []
     for row in rows:
@@ -181,6 +195,31 @@ def check_rows(
         )
     _finish(report)
     return report
+
+
+def _unused_column_warnings(report: CheckReport, records: list[Any]) -> None:
+    """One warning per column the detected format does not read: nothing is dropped without a word. A column
+    that looks like class labels (LABEL_RULE) says how to train a classifier on it."""
+    report.unused_columns = unused_columns(records, report.format, report.columns)
+    if not report.unused_columns:
+        return
+    if report.format == "text":  # labels beside a text column; other formats' extra columns are bookkeeping
+        report.label_column = find_label_column(records, report.unused_columns)
+    for column in report.unused_columns:
+        message = f"column `{column}` is not used by the {report.format} format: its values are ignored"
+        guess = report.label_column
+        if guess is not None and guess.label == column:
+            mapping = " ".join(f"--columns {k}={v}" for k, v in guess.mapping().items())
+            message += (
+                f". It looks like class labels ({guess.evidence}): train a classifier with --format "
+                f"classification {mapping} (data.format and data.columns in a recipe), or let "
+                "`ftkit tune FILE --model M` pick it"
+            )
+        else:
+            message += "; map it with --columns FIELD=COLUMN (data.columns) if the format should read it"
+        report.problems.append(
+            RowProblem(report.path, 0, message, column, severity="warning", code="unused-column")
+        )
 
 
 def _collapse_missing_columns(path: str, rows: list[Row], problems: list[RowProblem]) -> list[RowProblem]:

@@ -39,6 +39,7 @@ class RunData:
     split: str | None = None
     warnings: list[str] = field(default_factory=list)  # located checker warnings (duplicates, short rows...)
     overlap: Overlap | None = None  # eval rows that repeat train rows; None without eval rows
+    unused_columns: list[str] = field(default_factory=list)  # one located warning per column left unread
 
 
 def problem_lines(problems: list[Any], limit: int | None = MAX_PROBLEMS_SHOWN) -> list[str]:
@@ -141,4 +142,7 @@ def load_run_data(
             evaluation = []
             split_note = "no eval data: fewer than 20 train rows and no data.eval or data.eval_split"
     overlap = find_overlap(train, evaluation) if evaluation else None
-    return RunData(fmt, reason, train, evaluation, files, split_note, [str(w) for w in warnings], overlap)
+    unused = [str(w) for w in report.warnings if w.code == "unused-column"]
+    return RunData(
+        fmt, reason, train, evaluation, files, split_note, [str(w) for w in warnings], overlap, unused
+    )

@@ -104,6 +104,13 @@ class EvaluationConfig(_Strict):
         description="Greedy-generate answers for this many eval rows and score exact match (base vs tuned).",
     )
     max_new_tokens: int = Field(64, ge=1, description="Token budget for each generated answer.")
+    during_training: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description="Measure eval loss this many times during training (evenly spaced steps, the last included; "
+        "on at most 200 eval rows), so `ftkit review` can see overfitting; 0: only before and after training.",
+    )
 
 
 class Recipe(_Strict):

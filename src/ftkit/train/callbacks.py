@@ -46,10 +46,10 @@ class SilentReporter:
         pass
 
 
-def trainer_callback(kind: type[T], *args: Any) -> T:
-    """`kind(*args)` as a transformers `TrainerCallback` too (every event it does not handle is a no-op), so a
-    Trainer accepts it and the caller still reads its state as a `kind`."""
-    return _with_trainer_callback_base(kind)(*args)
+def trainer_callback(kind: type[T], *args: Any, **kwargs: Any) -> T:
+    """`kind(*args, **kwargs)` as a transformers `TrainerCallback` too (every event it does not handle is a
+    no-op), so a Trainer accepts it and the caller still reads its state as a `kind`."""
+    return _with_trainer_callback_base(kind)(*args, **kwargs)
 
 
 @functools.cache

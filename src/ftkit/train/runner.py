@@ -30,6 +30,7 @@ from ftkit.train import output_files
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.output_dir import check_output_writable
+from ftkit.train.periodic_eval import PERIODIC_MAX_ROWS, PeriodicEval
 from ftkit.train.precision import confirm_auto_bf16
 from ftkit.train.quiet import quiet_libraries
 
@@ -260,11 +261,21 @@ class _Run:
         stopper = trainer_callback(GracefulStop, self.reporter)
         trainer = build_trainer(
             model,
+        evaluator = trainer_callback(
+            PeriodicEval,
+            progress,
+            eval_rows[: min(recipe.evaluation.max_rows or PERIODIC_MAX_ROWS, PERIODIC_MAX_ROWS)],
+            task=recipe.task,
+            count=recipe.evaluation.during_training,
+            pad_token_id=tokenizer.pad_token_id,
+            batch_size=recipe.evaluation.batch_size,
+            device=device,
+        )
             tokenizer,
             train_rows,
             resolved,
             plan,
-            [progress, stopper],
+            [progress, evaluator, stopper],
             task=recipe.task,
             output_dir=self.output_dir,
         )
@@ -277,10 +288,11 @@ class _Run:
         finally:
             stopper.uninstall()
             result.history = progress.history
-        train_seconds = time.perf_counter() - train_started
+        train_seconds = time.perf_counter() - train_started - evaluator.seconds  # training alone
         self.metrics.update(training_metrics(output, trainer, progress, train_seconds, device))
         model = trainer.model
         save_output(self.method, model, tokenizer, self.output_dir, resolved, labels)
+        self.metrics.update(evaluator.metrics())
         if stopper.requested:
             result.status = "interrupted"
             self.event(
