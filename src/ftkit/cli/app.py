@@ -39,6 +39,10 @@ COMMANDS: dict[str, CommandEntry] = {
         "ftkit.cli.validate", "Check a recipe without loading any model; exit 2 with every problem located."
     ),
     "run": CommandEntry("ftkit.cli.run", "Fine-tune a model from a recipe and record the run."),
+    "tune": CommandEntry(
+        "ftkit.cli.tune",
+        "Fine-tune with no recipe: detect the task, choose every setting by a stated rule, train, review.",
+    ),
     "runs": CommandEntry(
         "ftkit.cli.runs",
         "List recorded runs, newest first; failed and interrupted runs are hidden unless --all.",

@@ -53,16 +53,19 @@ def run_and_record(
     dry_run: bool,
     parent: str | None,
     registry_path: Path | None,
+    extra_json: dict[str, Any] | None = None,
+    extra_steps: list[tuple[str, str]] | None = None,
 ) -> int:
     """Run a recipe file and commit the run to the registry (also used by `ftkit rerun`); print the summary.
-    Returns the exit code. The run itself is `ftkit.train.runner.execute_run`."""
+    Returns the exit code. The run itself is `ftkit.train.runner.execute_run`. `ftkit tune` adds its own keys
+    to the JSON document (`extra_json`) and next steps (`extra_steps`, where `{run}` becomes the run's id)."""
     from ftkit.recipe.load import load_recipe
 
     output = Output(json_mode)
     loaded = load_recipe(recipe_path, overrides)
     _refuse_output_in_registry(loaded, registry_path)
     if dry_run:
-        return _dry_run(loaded, output)
+        return _dry_run(loaded, output, extra_json or {})
 
     from ftkit.cli._progress import TerminalReporter
     from ftkit.registry.environment import collect_environment
@@ -110,7 +113,9 @@ def run_and_record(
     _summary(output, loaded, result)
     if result.status != "failed":
         everyone = registry.summaries()
-        steps = next_steps(result.run_id, result.output_dir, loaded.recipe.task, everyone, registry_path)
+        steps = next_steps(
+            result.run_id, result.output_dir, loaded.recipe.task, everyone, registry_path, extra_steps or []
+        )
         _next_steps(output, steps)
     output.emit(
         {
@@ -121,6 +126,7 @@ def run_and_record(
             "metrics": result.metrics,
             "error": result.error,
         }
+            **(extra_json or {}),
     )
     return int(_EXIT_FOR_STATUS[result.status])
 
@@ -191,7 +197,7 @@ def _refuse_output_in_registry(loaded: LoadedRecipe, registry_path: Path | None)
     )
 
 
-def _dry_run(loaded: LoadedRecipe, output: Output) -> int:
+def _dry_run(loaded: LoadedRecipe, output: Output, extra_json: dict[str, Any]) -> int:
     from ftkit.methods.catalog import get_method
     from ftkit.train.runner import load_recipe_data
 
@@ -219,7 +225,7 @@ def _dry_run(loaded: LoadedRecipe, output: Output) -> int:
         [Column(key=True), Column(min_width=16, cut="middle")],
         [[key, value] for key, value in plan.items() if key != "training"],
     )
-    output.emit({"status": "dry-run", "plan": plan})
+    output.emit({"status": "dry-run", "plan": plan, **extra_json})
     return int(ExitCode.OK)
 
 
@@ -281,7 +287,12 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 
 def next_steps(
-    run_id: str, output_dir: str | None, task: str, runs: list[dict], registry_path: Path | None
+    run_id: str,
+    output_dir: str | None,
+    task: str,
+    runs: list[dict],
+    registry_path: Path | None,
+    extra: list[tuple[str, str]] = (),
 ) -> list[tuple[str, str]]:
     """What to do after a run, as (what, command) pairs: where the model is, a command that tries it, the diff
     against the run before it (when there is one) and how to tag it. `runs` are the registry's summaries, newest
@@ -321,6 +332,7 @@ def next_steps(
             steps.append(("compare", f"ftkit diff {short[ids[position + 1]]} {me}{flag}"))
     steps.append(("tag it", f"ftkit tag {me} NAME{flag}"))
     return steps
+    steps += [(what, command.format(run=me) + flag) for what, command in extra]  # e.g. tune's checkout
 
 
 def _next_steps(output: Output, steps: list[tuple[str, str]]) -> None:
