@@ -37,11 +37,29 @@ def _resolve(recipe: Path, train_rows: int, method: str = "lora") -> dict:
 
 def test_auto_values_follow_the_data_size_and_the_method(tmp_path):
     recipe = _project(tmp_path, "  epochs: auto\n  learning_rate: auto\n  batch_size: auto\n")
+    # 5 rows: 15 seen < 100 -> floor(100/5) = 20 epochs; effective batch: power of two <= 5/8 -> 1; LoRA 2e-4
     small = _resolve(recipe, train_rows=5)["training"]
-    assert (small["epochs"], small["batch_size"], small["learning_rate"]) == (3, 5, 2e-4)  # LoRA's default
-    large = _resolve(recipe, train_rows=1000)["training"]
-    assert (large["epochs"], large["batch_size"]) == (1, 8)
-    assert _resolve(recipe, train_rows=999)["training"]["epochs"] == 3
+    assert (small["epochs"], small["batch_size"], small["grad_accum"], small["learning_rate"]) == (
+        20,
+        1,
+        1,
+        2e-4,
+    )
+    # 10,000 rows: 30,000 > 25,000 -> floor(25,000/10,000) = 2 epochs; batch 16 (no memory probe: all fits)
+    large = _resolve(recipe, train_rows=10_000)["training"]
+    assert (large["epochs"], large["batch_size"], large["grad_accum"]) == (2, 16, 1)
+    assert _resolve(recipe, train_rows=2_000)["training"]["epochs"] == 3
+
+
+def test_given_values_are_kept_and_a_given_batch_is_the_effective_batch(tmp_path):
+    recipe = _project(tmp_path, "  epochs: 1\n  batch_size: 4\n  max_seq_len: 96\n")
+    training = _resolve(recipe, train_rows=10_000)["training"]
+    assert (training["epochs"], training["batch_size"], training["grad_accum"], training["max_seq_len"]) == (
+        1,
+        4,
+        1,
+        96,
+    )
 
 
 def test_given_values_stay_and_the_decided_settings_are_recorded(tmp_path):

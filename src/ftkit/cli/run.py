@@ -107,6 +107,7 @@ def run_and_record(
         data=result.data_files,
         output_dir=result.output_dir,
         error=result.error,
+        auto=result.auto,
     )
     _commit_or_keep(registry, record, lambda: _summary(output, loaded, result))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -10,7 +10,9 @@ from ftkit.methods.base import Method, MethodOptions
 
 
 class LoraOptions(MethodOptions):
-    r: int | Literal["auto"] = Field(16, description="Adapter rank (auto: 16).")
+    r: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="Adapter rank; auto: 8 under 1,000 training rows, 16 under 10,000, else 32."
+    )
     alpha: float | None = Field(None, gt=0, description="Scaling numerator; defaults to 2 × r.")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
     target_modules: str | list[str] = Field(
@@ -28,7 +30,7 @@ def lora_config(options: LoraOptions, task: str, **extra: Any):
     """The peft LoraConfig for these options (shared by lora, dora and qlora)."""
     from peft import LoraConfig
 
-    rank = 16 if options.r == "auto" else options.r
+    rank = 16 if options.r == "auto" else options.r  # the runner resolves auto first (auto_rules.lora_rank)
     return LoraConfig(
         r=rank,
         lora_alpha=options.alpha if options.alpha is not None else 2 * rank,

@@ -155,6 +155,8 @@ def _probe(
     settings.update(warmup_steps=0, epochs=1.0)
     if settings["learning_rate"] == "auto":
         settings["learning_rate"] = chosen.default_learning_rate
+    if settings["grad_accum"] == "auto":  # one micro-batch per optimizer step: the probe times micro-batch steps
+        settings["grad_accum"] = 1
     hardware = detect_hardware()
     tokenizer = load_tokenizer(model, base)
     chosen.tokenizer = tokenizer

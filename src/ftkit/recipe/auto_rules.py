@@ -151,6 +151,9 @@ def lora_rank(train_rows: int) -> Choice:
 # -- max_seq_len -------------------------------------------------------------------------------------------------
 
 SEQ_MULTIPLE = 64
+UNMEASURED_MAX_SEQ_LEN = (
+    512  # where no tokenizer measured the rows (a dry run): what `ftkit data check` assumes
+)
 SEQ_RULE = "the training rows' 99th-percentile token length, rounded up to a multiple of 64, capped by the model's context"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Auto = Literal["auto"]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -57,18 +57,33 @@ class MethodConfig(BaseModel):
 
 class TrainingConfig(_Strict):
     epochs: PositiveFloat | Auto = Field(
-        1.0, description="Passes over the training data; auto picks by data size."
+        "auto",
+        description="Passes over the training data; auto: 3, kept within 100-25,000 examples seen (OpenAI's rule; "
+        "classification up to 100,000).",
     )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (a cap).")
     learning_rate: Rate | Auto = Field(
-        "auto", description="Peak learning rate; auto uses the method's default."
+        "auto", description="Peak learning rate; auto: by method family, model size and task."
     )
     batch_size: PositiveInt | Auto = Field(
-        8, description="Examples per device per step; auto picks from data size."
+        "auto",
+        description="Examples per device per step; auto: the largest power of two up to the effective batch "
+        "(16 causal-lm, 32 classification) that fits in memory.",
     )
-    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
-    max_seq_len: int = Field(
-        512, ge=8, le=1_048_576, description="Longer examples are truncated (and counted)."
+    grad_accum: PositiveInt | Auto = Field(
+        "auto",
+        description="Gradient accumulation steps; auto: effective batch / batch_size when batch_size is auto, "
+        "else 1.",
+    )
+    max_seq_len: Annotated[int, Field(ge=8, le=1_048_576)] | Auto = Field(
+        "auto",
+        description="Longer examples are truncated (and counted); auto: the data's 99th-percentile length, "
+        "rounded up to 64, capped by the model's context.",
+    )
+    time_budget: str | PositiveFloat | None = Field(
+        None,
+        description="Cap training steps to fit this duration (20m, 90s, 1h30m or seconds), from a measured "
+        "probe of the step time.",
     )
     seed: int = Field(42, ge=0, description="Seed for data order, initialisation and splits.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
@@ -92,6 +107,15 @@ class TrainingConfig(_Strict):
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     logging_steps: int = Field(1, ge=1)
+
+    @field_validator("time_budget")
+    @classmethod
+    def _duration(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            from ftkit.recipe.auto_rules import parse_duration
+
+            parse_duration(value)  # ValueError (located by the loader) when it is not a duration
+        return value
 
 
 class EvaluationConfig(_Strict):

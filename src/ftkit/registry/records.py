@@ -3,7 +3,8 @@ RunRecord into the bytes of `runs/<run-id>/*` (secrets scrubbed, 1 MiB per file)
 `check_format` reads the registry's own `registry.json`.
 
     run.json          id, name, status, method, model, task, config hash, parent, times, error, headline,
-                      overrides (the `--set KEY=VALUE` list as typed, secrets scrubbed)
+                      overrides (the `--set KEY=VALUE` list as typed, secrets scrubbed), auto (each `auto` value chosen:
+                      {key: {value, rule, evidence}}, when the recipe had any)
     recipe.yaml       the recipe as given (secrets scrubbed), before the overrides
     resolved.yaml     every value filled in
     metrics.json      flat dotted keys
@@ -66,6 +67,7 @@ class RunRecord:
     data: dict = field(default_factory=dict)
     output_dir: str | None = None
     error: str | None = None
+    auto: dict = field(default_factory=dict)  # `auto` values chosen: key -> {value, rule, evidence}
 
 
 def now_iso() -> str:
@@ -150,6 +152,8 @@ def render(
     }
     history, history_every = jsonl(clean(list(record.history or [])))
     events, events_every = jsonl(clean(list(record.events or [])))
+    if record.auto:  # each `auto` value with its rule and evidence (recipe/auto_rules.py)
+        run["auto"] = record.auto
     if history_every > 1 or events_every > 1:
         run["thinned"] = {"history_every": history_every, "events_every": events_every}
     files = {

@@ -24,9 +24,10 @@ from ftkit.errors import DataError, FtkitError
 from ftkit.evaluation.evaluate import evaluate_model
 from ftkit.methods.base import Method
 from ftkit.methods.catalog import get_method
+from ftkit.recipe.auto_rules import Choice
 from ftkit.recipe.load import LoadedRecipe
 from ftkit.recipe.resolve import config_hash, resolve_recipe
-from ftkit.train import output_files
+from ftkit.train import auto_values, output_files
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.output_dir import check_output_writable
@@ -54,6 +55,7 @@ class RunResult:
     hardware: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+    auto: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> {value, rule, evidence}
 
 
 def now_iso() -> str:
@@ -74,10 +76,17 @@ class _Run:
         self.metrics: dict[str, Any] = {}
         self.output_dir = loaded.resolve_path(self.recipe.output) / run_id
         self.started = time.perf_counter()
+        self.auto: dict[str, Choice] = {}  # the `auto` values chosen, by dotted key (train/auto_values.py)
+        self.max_seq_len = self.recipe.training.max_seq_len
 
     def event(self, kind: str, message: str, **data: Any) -> None:
         self.events.append({"time": now_iso(), "kind": kind, "message": message, **data})
         self.reporter.event(kind, message, **data)
+
+    def choose(self, key: str, choice: Choice) -> None:
+        """Record an `auto` value and show it beside its evidence."""
+        self.auto[key] = choice
+        self.event("auto", auto_values.describe(key, choice), key=key, **choice.to_dict())
 
     # -- preparation ---------------------------------------------------------------------------------------
 
@@ -114,7 +123,7 @@ class _Run:
         encoded = encode_rows(
             data,
             tokenizer,
-            max_seq_len=self.recipe.training.max_seq_len,
+            max_seq_len=self.max_seq_len,
             train_on=self.recipe.data.train_on,
             labels=labels,
         )
@@ -180,6 +189,10 @@ class _Run:
         if recipe.task == "causal-lm" and ensure_chat_template(tokenizer):
             self.event("note", "the tokenizer has no chat template; using ChatML (saved with the model)")
         labels = class_labels(data) if recipe.task == "classification" else None
+        seq_choice = auto_values.choose_max_seq_len(self.loaded, data.train, tokenizer)
+        if seq_choice is not None:
+            self.choose("training.max_seq_len", seq_choice)
+            self.max_seq_len = seq_choice.value
         encoded = self.encode(data, tokenizer, labels)
         train_rows, eval_rows = encoded.train, encoded.eval
 
@@ -220,12 +233,30 @@ class _Run:
         )
         for note in [*plan.notes, *adjustments.notes]:
             self.event("note", note)
+        chosen = auto_values.choose_training(
+            self.loaded,
+            self.method,
+            train_rows=len(data.train),
+            encoded_rows=train_rows,
+            model_params=parameters,
+            max_seq_len=self.max_seq_len,
+            num_labels=len(labels) if labels else None,
+            device=plan.device,
+        )
+        for key, choice in chosen.items():
+            self.choose(key, choice)
+        if "method.r" in chosen:  # prepare() below builds the adapter at the chosen rank
+            self.loaded.method_options = self.loaded.method_options.model_copy(
+                update={"r": chosen["method.r"].value}
+            )
+        result.auto = {key: choice.to_dict() for key, choice in self.auto.items()}
         resolved = resolve_recipe(
             self.loaded,
             self.method,
             data_format=data.format,
             train_rows=len(data.train),
             decided=plan.decided(),
+            choices=self.auto,
         )
         result.resolved = resolved
         result.config_hash = config_hash(resolved)
