@@ -59,7 +59,7 @@ def test_methods_table_shows_every_method():
 
 
 LORA_OPTIONS = [
-    ("r", "int | auto", 16),
+    ("r", "int | auto", "auto"),
     ("alpha", "float | null", None),
     ("dropout", "float", 0.05),
     ("target_modules", "str | list[str]", "all-linear"),
@@ -112,6 +112,18 @@ def test_methods_show_json_gives_every_option_with_type_default_and_help(name):
     for option in shown["options"]:
         assert option["required"] is False, option["name"]
         assert option["help"].strip().endswith("."), option  # a sentence, not an empty or cut-off string
+
+
+def test_methods_show_states_the_auto_rules_that_apply():
+    lora = json.loads(runner.invoke(app, ["methods", "show", "lora", "--json"]).stdout)["auto_rules"]
+    rules = {item["key"]: item["rule"] for item in lora}
+    assert rules["method.r"].startswith("LoRA-family rank by training rows: 8 under 1,000, 16 under 10,000")
+    assert "2e-4 up to 13B parameters, 1e-4 above" in rules["training.learning_rate"]
+    assert "100–25,000 examples seen" in rules["training.epochs"]
+    full = json.loads(runner.invoke(app, ["methods", "show", "full", "--json"]).stdout)["auto_rules"]
+    assert "method.r" not in {item["key"] for item in full}
+    shown = runner.invoke(app, ["methods", "show", "ia3"])
+    assert "Auto rules" in shown.output and "3e-3 at every size" in shown.output
 
 
 def test_methods_show_prints_types_defaults_and_help():

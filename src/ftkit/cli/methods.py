@@ -58,6 +58,8 @@ def method_summary(method: Any) -> dict[str, Any]:
 def type_name(annotation: Any) -> str:
     """A readable type: `int | auto`, `list[str] | null`, `nf4 | fp4`."""
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:  # a constrained type (int >= 1): its base type
+        return type_name(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         return " | ".join(type_name(arg) for arg in typing.get_args(annotation))
     if origin is typing.Literal:
@@ -93,6 +95,13 @@ def method_options(method: Any) -> list[dict[str, Any]]:
             }
         )
     return options
+
+
+def auto_rules(method: Any) -> list[dict[str, str]]:
+    """The `auto` rules that apply to `method`: [{key, rule}] (recipe/auto_rules.py states them)."""
+    from ftkit.recipe.auto_rules import stated_rules
+
+    return [{"key": key, "rule": rule} for key, rule in stated_rules(method.name).items()]
 
 
 def _all_methods(output: Output) -> list[Any]:
@@ -165,7 +174,7 @@ def show_method(
 
     output = Output(json_mode)
     method = get_method(name)
-    payload = {**method_summary(method), "options": method_options(method)}
+    payload = {**method_summary(method), "options": method_options(method), "auto_rules": auto_rules(method)}
     output.emit(payload)
     if json_mode:
         return
@@ -204,6 +213,12 @@ def show_method(
         )
     else:
         output.hint("no options of its own")
+    output.table(
+        "Auto rules (what `auto` chooses; each choice is shown and recorded with its evidence)",
+        [Column("key", key=True), Column("rule", min_width=24)],
+        [[item["key"], item["rule"]] for item in payload["auto_rules"]],
+        wide=wide,
+    )
 
 
 def register(app: typer.Typer) -> None:
