@@ -126,7 +126,9 @@ def test_a_micro_batch_that_does_not_fit_even_at_one_is_exit_2_with_the_cheaper_
     assert "not even one example per step fits in memory" in result.output
     assert "qlora" in result.output
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").iterdir())
-    assert not (tmp_path / "registry" / "runs").exists() or not any((tmp_path / "registry" / "runs").iterdir())
+    assert not (tmp_path / "registry" / "runs").exists() or not any(
+        (tmp_path / "registry" / "runs").iterdir()
+    )
 
 
 def test_a_time_budget_too_short_for_one_step_is_exit_2_with_the_minimum(tmp_path, tiny_model_dir):
@@ -134,7 +136,9 @@ def test_a_time_budget_too_short_for_one_step_is_exit_2_with_the_minimum(tmp_pat
     result = runner.invoke(app, ["run", str(recipe), "--registry", str(tmp_path / "registry")])
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert "too short for one training step" in result.output and "give at least" in result.output
-    assert not (tmp_path / "registry" / "runs").exists() or not any((tmp_path / "registry" / "runs").iterdir())
+    assert not (tmp_path / "registry" / "runs").exists() or not any(
+        (tmp_path / "registry" / "runs").iterdir()
+    )
 
 
 def test_a_bad_time_budget_is_located_exit_2(tmp_path, tiny_model_dir):
@@ -143,3 +147,26 @@ def test_a_bad_time_budget_is_located_exit_2(tmp_path, tiny_model_dir):
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "recipe.yaml:" in result.output and "training.time_budget" in result.output
     assert "20m, 90s or 1h30m" in result.output
+
+
+def test_an_all_auto_classification_run_uses_the_classification_rules(tmp_path, tiny_encoder_dir):
+    from tests.conftest import classification_rows
+
+    train = write_jsonl(tmp_path / "data" / "train.jsonl", classification_rows(40, seed=1))
+    evaluation = write_jsonl(tmp_path / "data" / "eval.jsonl", classification_rows(8, seed=2))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"model: {tiny_encoder_dir}\ntask: classification\ndata:\n  train: {train}\n  eval: {evaluation}\n"
+        f"method: lora\nevaluation:\n  compare_base: false\noutput: {tmp_path / 'outputs'}\n"
+    )
+    result = runner.invoke(app, ["run", str(recipe), "--registry", str(tmp_path / "registry")])
+    assert result.exit_code == 0, result.output
+    run = latest_run(tmp_path / "registry")
+    training = run["resolved"]["training"]
+    # By hand: 40 rows x 3 = 120 seen, within 100-100,000 -> 3 epochs; LoRA with a new head under 100M
+    # parameters -> 2e-3; effective batch min(32, power of two <= 40/8 = 5) = 4; the rows are 5-6 tokens, so
+    # max_seq_len is the minimum 64 (the encoder's context is 128).
+    assert (training["epochs"], training["learning_rate"]) == (3, 2e-3)
+    assert (training["batch_size"], training["grad_accum"], training["max_seq_len"]) == (4, 1, 64)
+    assert run["metrics"]["train.steps"] == 30  # 3 epochs x 40 / 4
+    assert "classification" in run["run"]["auto"]["training.learning_rate"]["rule"]
