@@ -153,9 +153,13 @@ def _probe(
     settings.update(training or {})
     settings.update(batch_size=batch_size, max_seq_len=max_seq_len, max_steps=warmup + steps, logging_steps=1)
     settings.update(warmup_steps=0, epochs=1.0)
+    if settings["grad_accum"] == "auto":
+        settings["grad_accum"] = 1
     if settings["learning_rate"] == "auto":
         settings["learning_rate"] = chosen.default_learning_rate
-    if settings["grad_accum"] == "auto":  # one micro-batch per optimizer step: the probe times micro-batch steps
+    if (
+        settings["grad_accum"] == "auto"
+    ):  # one micro-batch per optimizer step: the probe times micro-batch steps
         settings["grad_accum"] = 1
     hardware = detect_hardware()
     tokenizer = load_tokenizer(model, base)
