@@ -170,3 +170,21 @@ def test_an_all_auto_classification_run_uses_the_classification_rules(tmp_path, 
     assert (training["batch_size"], training["grad_accum"], training["max_seq_len"]) == (4, 1, 64)
     assert run["metrics"]["train.steps"] == 30  # 3 epochs x 40 / 4
     assert "classification" in run["run"]["auto"]["training.learning_rate"]["rule"]
+
+
+def test_memory_fit_probes_only_batches_1_and_2_and_extrapolates_linearly():
+    from types import SimpleNamespace
+
+    from ftkit.recipe.auto_rules import batch_and_accum
+
+    probed: list[int] = []
+
+    def probe(batch: int):  # measured peaks of a model: 100 bytes fixed + 50 per example
+        probed.append(batch)
+        return SimpleNamespace(peak_memory_bytes=100 + 50 * batch)
+
+    fit = auto_values.MemoryFit(probe, free_bytes=1000, effective=32)  # 900 usable after the 10 % headroom
+    # By hand: 4 x peak(1) = 600 <= 900 fits with no second probe; 16: 150 + 15 x 50 = 900 fits; 32: 1,700 does not.
+    assert fit(4) and probed == [1]
+    assert batch_and_accum(32, fit).value == (16, 2)
+    assert probed == [1, 2]
