@@ -51,6 +51,10 @@ COMMANDS: dict[str, CommandEntry] = {
         "ftkit.cli.show",
         "Show one run: status, recipe facts, metrics, data, environment, artifacts and lineage.",
     ),
+    "review": CommandEntry(
+        "ftkit.cli.review",
+        "Review a run: findings with their evidence and a ready command each, or one line when it is healthy.",
+    ),
     "log": CommandEntry(
         "ftkit.cli.log",
         "Show the history of runs, newest first, with what changed from each run to the next.",

@@ -68,6 +68,7 @@ def run_and_record(
         return _dry_run(loaded, output, extra_json or {})
 
     from ftkit.cli._progress import TerminalReporter
+    from ftkit.cli.review import review_of_record, show_review_summary
     from ftkit.registry.environment import collect_environment
     from ftkit.registry.preflight import check_registry_ready
     from ftkit.registry.store import RunRecord, RunRegistry, default_registry_path
@@ -109,9 +110,11 @@ def run_and_record(
         error=result.error,
         auto=result.auto,
     )
+    record.review = review_of_record(record, output.warn)  # computed before the commit: stored with the run
     _commit_or_keep(registry, record, lambda: _summary(output, loaded, result))
 
     _summary(output, loaded, result)
+    show_review_summary(output, record.review, registry_path)
     if result.status != "failed":
         everyone = registry.summaries()
         steps = next_steps(
@@ -126,8 +129,9 @@ def run_and_record(
             "output_dir": result.output_dir,
             "metrics": result.metrics,
             "error": result.error,
-        }
+            "review": record.review,
             **(extra_json or {}),
+        }
     )
     return int(_EXIT_FOR_STATUS[result.status])
 
@@ -332,8 +336,8 @@ def next_steps(
         else:  # runs recorded after this one (in parallel) moved @latest
             steps.append(("compare", f"ftkit diff {short[ids[position + 1]]} {me}{flag}"))
     steps.append(("tag it", f"ftkit tag {me} NAME{flag}"))
-    return steps
     steps += [(what, command.format(run=me) + flag) for what, command in extra]  # e.g. tune's checkout
+    return steps
 
 
 def _next_steps(output: Output, steps: list[tuple[str, str]]) -> None:

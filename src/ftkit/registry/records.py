@@ -13,6 +13,7 @@ RunRecord into the bytes of `runs/<run-id>/*` (secrets scrubbed, 1 MiB per file)
     env.json          package versions, Python, platform, code commit, seed, hardware
     data.json         data fingerprints and row counts
     artifacts.json    [{name, sha256, size, path}] pointing into objects/
+    review.json       the run's review (ftkit.review), computed before the commit; absent in older runs
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ RUN_FILES = (
     "data.json",
     "artifacts.json",
 )
+# Files a run folder may lack: runs recorded before they existed are still whole without them.
+OPTIONAL_RUN_FILES = ("review.json",)
 
 
 @dataclass
@@ -67,6 +70,7 @@ class RunRecord:
     data: dict = field(default_factory=dict)
     output_dir: str | None = None
     error: str | None = None
+    review: dict | None = None  # ftkit.review.Review.to_dict(), written as review.json when present
     auto: dict = field(default_factory=dict)  # `auto` values chosen: key -> {value, rule, evidence}
 
 
@@ -169,6 +173,8 @@ def render(
         "data.json": dumps(clean(record.data or {})),
         "artifacts.json": dumps(artifacts),
     }
+    if record.review is not None:
+        files["review.json"] = dumps(clean(record.review))
     out: dict[str, bytes] = {}
     plain_values = [v for v in env_values if '"' not in v and "\\" not in v]
     for name, text in files.items():
@@ -229,7 +235,8 @@ class RunDamaged(RegistryError):
 
 def parse(run_id: str, files: dict[str, bytes]) -> dict:
     """The files of one run folder, parsed: run, recipe (text), resolved_text, resolved, metrics, history, events,
-    env, data, artifacts. A missing file reads as empty; a damaged one raises RunDamaged naming it."""
+    env, data, artifacts, review (None without review.json). A missing file reads as empty; a damaged one raises
+    RunDamaged naming it."""
     from ftkit import yamlio
 
     def text(name: str) -> str:
@@ -261,6 +268,7 @@ def parse(run_id: str, files: dict[str, bytes]) -> dict:
         "env": parsed("env.json", {}),
         "data": parsed("data.json", {}),
         "artifacts": parsed("artifacts.json", []),
+        "review": parsed("review.json", None),
     }
 
 

@@ -345,6 +345,12 @@ class RunRegistry:
                 blobs[name] = gitops.read_object(self.repo, files[name].sha, b"blob")
             except (KeyError, RegistryError):
                 found.append(damage.file_damage(self.repo, tree, name))
+        for name in records.OPTIONAL_RUN_FILES:  # absent in older runs; present but unreadable is damage
+            if name in files:
+                try:
+                    blobs[name] = gitops.read_object(self.repo, files[name].sha, b"blob")
+                except RegistryError:
+                    found.append(damage.file_damage(self.repo, tree, name))
         if found:
             raise damage.run_error(self.root, run_id, found)
         try:
