@@ -71,3 +71,14 @@ def test_classification_tries_a_prediction():
 def test_no_output_folder_no_model_step():
     steps = dict(next_steps(ME, None, "causal-lm", [{"id": ME}], None))
     assert list(steps) == ["tag it"]
+
+
+def test_extra_steps_name_this_run_and_carry_the_registry(tmp_path):
+    """`ftkit tune` adds a checkout of the generated recipe: `{run}` becomes this run's short id."""
+    registry = tmp_path / "reg"
+    extra = [("recipe", "ftkit checkout {run} -o recipe.yaml")]
+    steps = next_steps(ME, OUTPUT, "causal-lm", [{"id": ME}, {"id": PREVIOUS}], registry, extra)
+    assert [what for what, _ in steps] == ["model", "try it", "compare", "tag it", "recipe"]
+    assert shlex.split(dict(steps)["recipe"]) == [
+        "ftkit", "checkout", "20250102", "-o", "recipe.yaml", "--registry", str(registry),
+    ]  # fmt: skip

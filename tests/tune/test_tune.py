@@ -121,7 +121,8 @@ def test_rerun_of_a_tune_run_trains_and_the_compare_step_runs(chat_tune):
     assert first_id in diff.stdout  # the run before this one is the tune run
 
 
-def test_tune_prints_next_steps_with_a_checkout_of_the_recipe(tmp_path, tiny_model_dir):
+def test_tune_prints_next_steps_with_a_checkout_of_the_recipe(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the printed checkout writes recipe.yaml in the working directory
     train = write_jsonl(tmp_path / "train.jsonl", chat_rows(40, seed=3))
     registry = tmp_path / "registry"
     result = cli(
@@ -132,7 +133,8 @@ def test_tune_prints_next_steps_with_a_checkout_of_the_recipe(tmp_path, tiny_mod
     assert {"model", "try it", "tag it", "recipe"} <= set(steps)
     recipe = shlex.split(steps["recipe"])
     assert recipe[:2] == ["ftkit", "checkout"]
-    assert cli(*recipe[1:]).exit_code == 0  # the checkout writes recipe.yaml in the working directory
+    assert cli(*recipe[1:]).exit_code == 0
+    assert cli("validate", tmp_path / "recipe.yaml").exit_code == 0
     tag = shlex.split(steps["tag it"].replace(" NAME", " mine"))
     assert cli(*tag[1:]).exit_code == 0
 
