@@ -74,6 +74,9 @@ COMMANDS: dict[str, CommandEntry] = {
         "Run again from a recorded run's resolved recipe (with --set changes); the new run records it as parent.",
     ),
     "data": CommandEntry("ftkit.cli.data", "Check data files before training."),
+    "plan": CommandEntry(
+        "ftkit.cli.plan", "Estimate memory and time per method before training (a measured probe); exit 2 if unfit."
+    ),
     "registry": CommandEntry(
         "ftkit.cli.registry_cmd",
         "Share the run registry through a git remote, and check it (push, pull, remote, verify, repair).",
