@@ -30,6 +30,9 @@ class Facts:
     evals: list[tuple[int, float]] = field(default_factory=list)  # (step, eval loss) measured during training
     epochs: list[tuple[int, float]] = field(default_factory=list)  # (step, epoch reached)
     data: dict[str, Any] = field(default_factory=dict)
+    auto: dict[str, Any] = field(
+        default_factory=dict
+    )  # run.json's `auto`: dotted key -> {value, rule, evidence}
 
     @classmethod
     def of(cls, run: dict[str, Any]) -> Facts:
@@ -50,6 +53,7 @@ class Facts:
             evals=points(history, "eval_loss"),
             epochs=points(history, "epoch"),
             data=run.get("data") or {},
+            auto=info.get("auto") if isinstance(info.get("auto"), dict) else {},
         )
 
     def metric(self, key: str) -> float | None:
@@ -59,6 +63,10 @@ class Facts:
     def raw_metric(self, key: str) -> float | None:
         """A metric as a float, non-finite kept, or None."""
         return number(self.metrics.get(key))
+
+    def chose_auto(self, key: str) -> bool:
+        """True when the dotted `key` (e.g. training.learning_rate) was `auto` in the run's recipe."""
+        return key in self.auto
 
     def training(self, key: str) -> Any:
         """A resolved `training.*` value."""

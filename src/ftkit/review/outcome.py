@@ -92,8 +92,15 @@ def no_gain(facts: Facts) -> Finding | None:
             return None
         change = f"{fmt(base)} → {fmt(tuned)} ({pct(tuned / base - 1)})"
     rate = facts.learning_rate
-    higher = float(f"{min(rate * 10, 0.5):.3g}") if rate else None
     train_on = (facts.resolved.get("data") or {}).get("train_on")
+    if facts.chose_auto("training.learning_rate") or rate is None:
+        higher = float(f"{min(rate * 10, 0.5):.3g}") if rate else None
+        raise_it = f"raise the learning rate ten-fold ({fmt(rate)} → {fmt(higher)})" if higher else ""
+    else:  # a hand-set rate: auto's stated rule (by method, model size and task) is the first thing to try
+        higher = "auto"
+        raise_it = (
+            f"let auto choose the learning rate by method, model size and task (it was set to {fmt(rate)})"
+        )
     return Finding(
         id="no_gain",
         severity="medium",
@@ -102,7 +109,7 @@ def no_gain(facts: Facts) -> Finding | None:
         action="check the data format and what trains (`ftkit data check TRAIN`"
         + (f"; data.train_on is {train_on}" if train_on else "")
         + ")"
-        + (f", then raise the learning rate ten-fold ({fmt(rate)} → {fmt(higher)})" if higher else ""),
+        + (f", then {raise_it}" if raise_it else ""),
         command=facts.rerun(("training.learning_rate", higher)) if higher else None,
     )
 
@@ -118,28 +125,42 @@ def truncation(facts: Facts) -> Finding | None:
         return None
     lost = int(facts.metric("data.truncated_tokens") or 0)
     per_row = lost / cut if cut else float(length)
-    new_length = 64 * math.ceil((length + 2 * per_row) / 64)  # twice the average cut covers most cut rows
     evidence = f"{cut + dropped} of {total} train rows ({pct((cut + dropped) / total)}) were cut at max_seq_len={length}"
     if cut:
-        evidence += f", losing {lost:,} tokens ({per_row:.0f} per cut row on average)"
+        evidence += f": {cut} kept with {lost:,} tokens lost ({lost / cut:.0f} per row on average)"
     if dropped:
-        evidence += f"; {dropped} of them lost every trained token and were dropped"
+        evidence += f"{',' if cut else ':'} {dropped} dropped (no trained token left)"
+    if facts.chose_auto(
+        "training.max_seq_len"
+    ):  # auto was capped (model context): a number is all that is left
+        per_row = lost / cut if cut else float(length)
+        new_length: int | str = 64 * math.ceil(
+            (length + 2 * per_row) / 64
+        )  # 2× the mean cut covers most rows
+        raise_it = f"raise max_seq_len to {new_length}"
+    else:
+        new_length = "auto"
+        raise_it = (
+            "let auto pick max_seq_len (the 99th percentile of the data's token lengths, capped by the model)"
+        )
     return Finding(
         id="truncation",
         severity="medium" if (cut + dropped) / total >= 2 * TRUNCATION_SHARE else "low",
         title="heavy truncation",
         evidence=evidence,
-        action=f"raise max_seq_len to {new_length}; cost: {_truncation_cost(facts, lost)}",
+        action=f"{raise_it}; cost: {_truncation_cost(facts, lost, dropped)}",
         command=facts.rerun(("training.max_seq_len", new_length)),
     )
 
 
-def _truncation_cost(facts: Facts, lost: int) -> str:
+def _truncation_cost(facts: Facts, lost: int, dropped: int) -> str:
     """The extra tokens (and time, at the run's measured throughput) per epoch of training the cut tokens."""
     tokens = facts.metric("train.tokens")
     speed = facts.metric("train.tokens_per_sec")
     epochs = max((value for _, value in facts.epochs), default=None)
-    cost = f"up to {lost:,} more tokens per epoch"
+    cost = f"{lost:,} more tokens per epoch for the cut rows" + (
+        f" plus the {dropped} dropped rows" if dropped else ""
+    )
     if tokens and epochs:
         per_epoch = tokens / epochs
         cost += f" (+{pct(lost / per_epoch)} of the {per_epoch:,.0f} trained per epoch now)"

@@ -89,6 +89,7 @@ def run_of_record(record: Any) -> dict[str, Any]:
             "method": record.method,
             "model": record.model,
             "task": record.task,
+            "auto": getattr(record, "auto", None) or {},
         },
         "resolved": record.resolved or {},
         "metrics": record.metrics or {},
