@@ -85,6 +85,10 @@ def test_tune_chat_trains_causal_lm_and_records_the_generated_recipe(chat_tune):
     assert payload["status"] == "succeeded"
     assert payload["tune"]["task"] == "causal-lm" and payload["tune"]["format"] == "chat"
     assert "base.eval.loss" in payload["metrics"] and "eval.loss" in payload["metrics"]  # evaluated vs base
+    plan = payload["tune"]["plan"]  # the plan was shown before training: the method it recommends was trained
+    assert plan["recommended"] == payload["tune"]["recipe"]["method"]["name"]
+    assert any(c["probe"] and c["seconds_per_step"] > 0 for c in plan["candidates"])
+    assert payload["review"] is not None  # the run's review, as `ftkit run` records it
     saved = yaml.safe_load((root / "tuned.yaml").read_text())
     assert saved == payload["tune"]["recipe"]
     assert saved["data"]["eval_split"] == 0.1 and saved["training"]["epochs"] == "auto"

@@ -117,8 +117,8 @@ def tune(
         name=name,
         time_budget=time_budget,
     )
-    text = yamlio.dump(recipe, header=recipe_header(sys.argv[2:] if len(sys.argv) > 2 else [data], choice))
-    extra = {
+    header = recipe_header(sys.argv[2:] if len(sys.argv) > 2 else [data], choice)
+    extra: dict[str, Any] = {
         "tune": {
             "task": choice.task,
             "format": choice.format,
@@ -130,14 +130,27 @@ def tune(
         }
     }
     with tempfile.TemporaryDirectory(prefix="ftkit-tune-") as scratch:
-        path = save_recipe if save_recipe is not None else Path(scratch) / "recipe.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        if save_recipe is not None:
-            output.note(
-                f"recipe written to {escape(str(save_recipe))} (`ftkit run {escape(str(save_recipe))}`)"
+        path = Path(scratch) / "recipe.yaml"
+        path.write_text(yamlio.dump(recipe, header=header), encoding="utf-8")
+        plan = _plan(output, path, list(overrides or []), method, json_mode)
+        extra["tune"]["plan"] = plan.to_dict()
+        if method == "auto" and plan.recommended != chosen_method:
+            output.note(f"method {plan.recommended}: the plan's recommendation (instead of {chosen_method})")
+            recipe = build_recipe(
+                data=data,
+                model=model,
+                choice=choice,
+                method=plan.recommended,
+                eval_file=eval_file,
+                name=name,
+                time_budget=time_budget,
             )
-        _show_plan(output, path)
+            extra["tune"]["recipe"] = recipe
+        if save_recipe is not None:
+            path = save_recipe
+            path.parent.mkdir(parents=True, exist_ok=True)
+            output.note(f"recipe written to {escape(str(path))} (`ftkit run {escape(str(path))}`)")
+        path.write_text(yamlio.dump(recipe, header=header), encoding="utf-8")
         steps = [] if save_recipe is not None else [("recipe", "ftkit checkout {run} -o recipe.yaml")]
         try:
             return run_and_record(
@@ -216,10 +229,30 @@ def _show_choice(output: Output, data: str, choice: Any) -> None:
         )
 
 
-def _show_plan(output: Output, recipe_path: Path) -> None:
-    """INTEGRATION POINT (PLAN, issue 12 item 3): the `ftkit plan` report for the generated recipe, once
-    `ftkit.plan.report` is committed. Until then the runner's own dry-run table and auto notes stand in."""
-    return None
+def _plan(output: Output, recipe_path: Path, overrides: list[str], method: str, json_mode: bool) -> Any:
+    """The `ftkit plan` report for the generated recipe (memory and a measured probe per candidate method), shown
+    before training. With --method auto the plan recommends the method; a method that cannot fit, or no
+    candidate fitting, is a UsageError (exit 2) naming the cheaper alternatives, before the registry is touched."""
+    from ftkit.cli.plan import _show as show_plan
+    from ftkit.plan.build import build_plan, refuse_unfit
+    from ftkit.recipe.load import load_recipe
+
+    loaded = load_recipe(recipe_path, overrides)
+    if method == "auto":
+        loaded.recipe.method.name = "auto"  # the plan chooses among its candidates
+    plan = build_plan(
+        loaded, progress=lambda line: output.stderr.print(f"… {line}", markup=False), refuse=False
+    )
+    if not json_mode:
+        show_plan(output, plan)
+    refuse_unfit(plan)
+    if plan.recommended is None:
+        raise UsageError(
+            f"nothing fits: {plan.reason}",
+            hint="pick a smaller model, or lower the batch or length with --set training.batch_size=1 "
+            "--set training.max_seq_len=256",
+        )
+    return plan
 
 
 def register(app: typer.Typer) -> None:
