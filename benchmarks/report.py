@@ -18,7 +18,17 @@ from typing import Any
 from benchmarks.harness import REPO_ROOT, BenchResult
 
 RESULTS_FORMAT = 1
-ORDER = ("cli_latency", "registry", "overhead", "defaults", "precision", "memory", "efficiency", "methods")
+ORDER = (
+    "cli_latency",
+    "registry",
+    "overhead",
+    "defaults",
+    "precision",
+    "memory",
+    "efficiency",
+    "methods",
+    "tune_real",
+)
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
 SUMMARY = (
