@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import build_llama, build_tokenizer
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # The analytic training-phase memory (weights, gradients, AdamW states, activations) must be within this share of
 # the probe's measured peak for a model whose weights dominate the library noise (tens of MB of allocator slack).
 TOLERANCE = 0.35
-
-
-@pytest.fixture(scope="module")
-def broad_model_dir(tmp_path_factory):
-    """A 2-layer Llama of hidden 1024 (about 21M parameters, 84 MB in fp32): big enough that its weights,
-    gradients and optimizer states dwarf the allocator's noise, small enough for a 2-core test."""
-    directory = tmp_path_factory.mktemp("broad-llama")
-    tokenizer = build_tokenizer(directory)
-    build_llama(directory, len(tokenizer), hidden_size=1024, intermediate_size=2048)
-    return directory
 
 
 def test_probe_counts_steps_and_parameters(tiny_model_dir):
@@ -58,7 +46,12 @@ def test_analytic_memory_is_within_tolerance_of_the_measured_peak(broad_model_di
     # a first probe pays the one-time costs (library imports, kernel caches) that are not the model's memory
     probe_training_step(str(tiny_model_dir), method="full", batch_size=1, max_seq_len=8, steps=1)
     probe = probe_training_step(
-        str(broad_model_dir), method="full", batch_size=4, max_seq_len=64, steps=2, training={"precision": "fp32"}
+        str(broad_model_dir),
+        method="full",
+        batch_size=4,
+        max_seq_len=64,
+        steps=2,
+        training={"precision": "fp32"},
     )
     facts = model_facts(str(broad_model_dir), broad_model_dir)
     estimate = estimate_memory(
