@@ -75,7 +75,7 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "data": CommandEntry("ftkit.cli.data", "Check data files before training."),
     "plan": CommandEntry(
-        "ftkit.cli.plan", "Estimate memory and time per method before training (a measured probe); exit 2 if unfit."
+        "ftkit.cli.plan", "Estimate memory and time per candidate method before training; exit 2 with cheaper alternatives."
     ),
     "registry": CommandEntry(
         "ftkit.cli.registry_cmd",
