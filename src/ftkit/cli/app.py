@@ -75,7 +75,8 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "data": CommandEntry("ftkit.cli.data", "Check data files before training."),
     "plan": CommandEntry(
-        "ftkit.cli.plan", "Estimate memory and time per candidate method before training; exit 2 with cheaper alternatives."
+        "ftkit.cli.plan",
+        "Estimate memory and time per candidate method before training; exit 2 with cheaper alternatives.",
     ),
     "registry": CommandEntry(
         "ftkit.cli.registry_cmd",
