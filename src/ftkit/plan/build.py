@@ -11,7 +11,6 @@ from ftkit.errors import FtkitError
 from ftkit.plan.estimate import (
     DEFAULT_RUNTIME_BYTES,
     estimate_memory,
-    free_memory_bytes,
     human_bytes,
     model_facts,
     trainable_params,
@@ -47,7 +46,7 @@ def build_plan(
     from ftkit.methods.catalog import get_method
     from ftkit.recipe.resolve import data_only_choices
     from ftkit.train.auto_values import choose_max_seq_len
-    from ftkit.train.hardware import detect_hardware, plan_training
+    from ftkit.train.hardware import detect_hardware, free_memory, plan_training
     from ftkit.train.model_loading import load_tokenizer
     from ftkit.train.quiet import quiet_libraries
     from ftkit.train.runner import load_recipe_data
@@ -91,7 +90,7 @@ def build_plan(
         "grad_accum": accum,
         "max_seq_len": max_len,
     }
-    free, source = free_memory_bytes(hardware.device)
+    free, source = free_memory(hardware.device)
     if memory_limit is not None:
         free, source = memory_limit, "--memory-limit"
     warnings = [f"{problem}" for problem in encoded.warnings]

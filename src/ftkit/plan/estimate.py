@@ -193,29 +193,6 @@ def estimate_memory(
     )
 
 
-def free_memory_bytes(device: str) -> tuple[int, str]:
-    """(bytes free for a new training process, where the figure comes from): on CUDA the device's free memory
-    (torch.cuda.mem_get_info), elsewhere MemAvailable from /proc/meminfo, psutil's figure where /proc is absent."""
-    if device == "cuda":
-        import torch
-
-        free, _total = torch.cuda.mem_get_info()
-        return int(free), "torch.cuda.mem_get_info (GPU 0)"
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024, "MemAvailable in /proc/meminfo"
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available), "psutil.virtual_memory().available"
-    except ImportError:
-        return 0, "unknown (no /proc/meminfo and no psutil)"
-
-
 def parse_size(text: str) -> int:
     """Bytes from a size such as `10MB`, `6.5GB`, `512MiB` or a plain byte count; ValueError otherwise."""
     units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}

@@ -86,21 +86,11 @@ def cheaper_alternative(method: str, max_seq_len: int) -> str:
 
 
 def free_memory_bytes(device: str) -> int:
-    """Memory a run may still use: free GPU memory on CUDA, MemAvailable (Linux) on a CPU."""
-    if device == "cuda":
-        import torch
+    """Memory a run may still use (train/hardware.py's free_memory: free GPU memory on CUDA, MemAvailable on a
+    CPU); the seam tests replace to simulate a machine with no memory left."""
+    from ftkit.train.hardware import free_memory
 
-        return int(torch.cuda.mem_get_info()[0])
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+    return free_memory(device)[0]
 
 
 class MemoryFit:

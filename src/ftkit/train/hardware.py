@@ -68,6 +68,33 @@ def detect_hardware() -> Hardware:
     return Hardware("cpu", name, 1, os.cpu_count() or 1, bool(native_bf16()))
 
 
+def free_memory(device: str) -> tuple[int, str]:
+    """(bytes free for a new training process, where the figure comes from): on CUDA the device's free memory
+    (torch.cuda.mem_get_info), elsewhere MemAvailable from /proc/meminfo, else psutil's or sysconf's figure."""
+    if device == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return int(free), "torch.cuda.mem_get_info (GPU 0)"
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "MemAvailable in /proc/meminfo"
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available), "psutil.virtual_memory().available"
+    except ImportError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")), "sysconf SC_AVPHYS_PAGES"
+    except (ValueError, OSError, AttributeError):
+        return 0, "unknown (no /proc/meminfo, psutil or sysconf)"
+
+
 def peak_memory_mb(device: str) -> float:
     """Peak GPU memory on CUDA, else the process's peak resident set size."""
     if device == "cuda":
