@@ -28,6 +28,7 @@ ORDER = (
     "efficiency",
     "methods",
     "tune_real",
+    "tune_quickstart",
 )
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
