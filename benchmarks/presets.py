@@ -40,6 +40,11 @@ class Preset:
     methods_eval_rows: int = 32
     precision_widths: tuple[int, ...] = (64, 128, 256, 576)
     precision_reps: int = 5
+    # plan_accuracy: `ftkit plan` then `ftkit run` of lora and full, `reps` alternated repetitions. Batch 4 × 128 and
+    # 20 steps keep a repetition (one plan probing both methods, two runs) near 2.5 minutes on 2 cores, so 5 of them
+    # fit in ~13 minutes; 20 steps make the first, slower step a small part of the measured train loop.
+    plan: TrainSize = TrainSize(batch_size=4, steps=20, max_seq_len=128)
+    plan_probe_steps: int = 3  # `ftkit plan --probe-steps` (its default)
 
 
 SMALL = Preset(
@@ -73,6 +78,7 @@ GPU = Preset(
     matmul_reps=10,
     child_timeout_s=1800,
     methods=TrainSize(batch_size=8, steps=40, max_seq_len=512),
+    plan=TrainSize(batch_size=8, steps=40, max_seq_len=512),
 )
 
 SMOKE = Preset(
@@ -95,6 +101,8 @@ SMOKE = Preset(
     methods_eval_rows=4,
     precision_widths=(64, 256),
     precision_reps=2,
+    plan=TrainSize(batch_size=2, steps=2, max_seq_len=64),
+    plan_probe_steps=1,
 )
 
 PRESETS = {preset.name: preset for preset in (SMALL, GPU, SMOKE)}

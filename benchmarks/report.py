@@ -29,6 +29,7 @@ ORDER = (
     "methods",
     "tune_real",
     "tune_quickstart",
+    "plan_accuracy",
 )
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
@@ -61,6 +62,16 @@ SUMMARY = (
         "ftkit bf16 / ftkit fp32 tokens/s (precision: auto's choice on this CPU)",
     ),
     ("memory", ("ratio_lora", "ratio_full"), "peak RSS ftkit / plain TRL: lora · full"),
+    (
+        "plan_accuracy",
+        ("memory_lora", "memory_full"),
+        "`ftkit plan` predicted / measured peak memory: lora · full (target 0.75–1.25)",
+    ),
+    (
+        "plan_accuracy",
+        ("time_lora", "time_full"),
+        "`ftkit plan` predicted / measured training time: lora · full (target 0.70–1.30)",
+    ),
     (
         "cli_latency",
         ("help", "cmd_help"),
