@@ -247,11 +247,20 @@ def _plan(output: Output, recipe_path: Path, overrides: list[str], method: str, 
         show_plan(output, plan)
     refuse_unfit(plan)
     if plan.recommended is None:
-        raise UsageError(
-            f"nothing fits: {plan.reason}",
-            hint="pick a smaller model, or lower the batch or length with --set training.batch_size=1 "
-            "--set training.max_seq_len=256",
+        if loaded.recipe.training.batch_size != "auto":
+            raise UsageError(
+                f"nothing fits: {plan.reason}",
+                hint="pick a smaller model, or lower the batch or length with --set training.batch_size=1 "
+                "--set training.max_seq_len=256",
+            )
+        # The plan sized the target batch; the run's auto batch measures memory and lowers the micro-batch
+        # (accumulating to keep the effective batch), which is how a batch that does not fit still trains.
+        plan.recommended = "lora"
+        plan.reason = (
+            f"{plan.reason} at the target batch {plan.batch_size}; lora, with the run's auto batch_size lowering "
+            "the micro-batch to what fits (grad_accum keeps the effective batch)"
         )
+        output.warn(f"plan: {plan.reason}")
     return plan
 
 
