@@ -99,6 +99,8 @@ class _Run:
             f"{len(data.train)} train rows, {len(data.eval)} eval rows"
             + (f"; {data.split}" if data.split else ""),
         )
+        for column_warning in data.unused_columns:  # each one, so no column is dropped without a word
+            self.event("warning", column_warning)
         if data.warnings:  # same checker as `ftkit data check`: errors stopped the run above
             self.event(
                 "warning",
@@ -290,8 +292,6 @@ class _Run:
 
         progress = trainer_callback(ProgressTracker, self.reporter)
         stopper = trainer_callback(GracefulStop, self.reporter)
-        trainer = build_trainer(
-            model,
         evaluator = trainer_callback(
             PeriodicEval,
             progress,
@@ -302,6 +302,8 @@ class _Run:
             batch_size=recipe.evaluation.batch_size,
             device=device,
         )
+        trainer = build_trainer(
+            model,
             tokenizer,
             train_rows,
             resolved,
@@ -321,9 +323,9 @@ class _Run:
             result.history = progress.history
         train_seconds = time.perf_counter() - train_started - evaluator.seconds  # training alone
         self.metrics.update(training_metrics(output, trainer, progress, train_seconds, device))
+        self.metrics.update(evaluator.metrics())
         model = trainer.model
         save_output(self.method, model, tokenizer, self.output_dir, resolved, labels)
-        self.metrics.update(evaluator.metrics())
         if stopper.requested:
             result.status = "interrupted"
             self.event(
