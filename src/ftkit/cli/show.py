@@ -99,7 +99,6 @@ def show_command(
     if info.get("error") and out.is_terminal:  # whole, wrapped: the one fact a failed run is opened for
         out.print(f"[red]error:[/red] {escape(str(info['error']))}")
 
-    _review_section(out, loaded, run_id, registry)
     metrics = loaded["metrics"] or {}
     if metrics:
         out.table("Metrics", [Column("metric", key=True), "value"], sorted(metrics.items()))
@@ -144,6 +143,7 @@ def show_command(
                 f"{bad} of {len(artifacts)} artifact(s) of run {run_id} are missing or changed in the weights "
                 f"store; `ftkit registry verify --registry {reg.root}` checks every file's sha256"
             )
+    _review_section(out, loaded, run_id, registry)
 
 
 def _review_section(out: Output, loaded: dict, run_id: str, registry: Path | None) -> None:
@@ -151,6 +151,8 @@ def _review_section(out: Output, loaded: dict, run_id: str, registry: Path | Non
     from ftkit.cli.review import registry_flag
     from ftkit.review import Review, render_summary
 
+    if out.is_terminal:
+        out.print("")  # its own block after the tables, not a line of the last one
     if isinstance(loaded.get("review"), dict):
         render_summary(Review.from_dict(loaded["review"]), out, registry_flag(registry))
     else:
