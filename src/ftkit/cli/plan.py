@@ -58,7 +58,7 @@ def plan_command(
         refuse=False,
     )
     if not json_mode:
-        _show(output, plan)
+        show_plan(output, plan)
     refuse_unfit(plan)  # exit 2 naming the cheaper alternatives; the plan above says why
     output.emit(plan.to_dict())
 
@@ -114,21 +114,23 @@ def _loaded(
     return loaded
 
 
-def _show(output: Output, plan: Any) -> None:
+def show_plan(output: Output, plan: Any) -> None:
+    """The plan for people: its facts, a table of candidates (memory, fit, time), notes, warnings, the pick."""
     from rich.markup import escape
 
     from ftkit.plan.estimate import human_bytes
 
     output.note(
         f"[bold]Plan[/bold] for {escape(plan.model)} ({plan.task}) on {plan.device}, {plan.precision}: "
-        f"{plan.train_rows:,} train rows, {plan.tokens_per_epoch:,} tokens per epoch, batch {plan.batch_size} × "
-        f"grad_accum {plan.grad_accum} → {plan.steps_per_epoch:,} steps per epoch, {plan.planned_steps:,} planned"
+        f"{plan.train_rows:,} train rows, {plan.tokens_per_epoch:,} tokens per epoch, micro-batch {plan.batch_size} × "
+        f"grad_accum {plan.grad_accum} = effective batch {plan.batch_size * plan.grad_accum} → "
+        f"{plan.steps_per_epoch:,} steps per epoch, {plan.planned_steps:,} planned"
         f"; max_seq_len {plan.max_seq_len}; free memory {human_bytes(plan.free_bytes)} ({plan.free_source})"
     )
     rows = []
     for c in plan.candidates:
         if c.error:
-            rows.append([c.method, "—", "—", "—", "—", "—", f"not possible: {c.error}"])
+            rows.append([c.method, "—", "—", "—", "—", "—", "—", f"not possible: {c.error}"])
             continue
         m = c.memory
         breakdown = (
@@ -138,6 +140,7 @@ def _show(output: Output, plan: Any) -> None:
         rows.append(
             [
                 c.method,
+                f"{c.batch_size} × {c.grad_accum}",
                 human_bytes(m.total),
                 human_bytes(c.predicted_bytes) + (" (probe)" if c.probe else ""),
                 "yes" if c.fits else "no",
@@ -148,7 +151,7 @@ def _show(output: Output, plan: Any) -> None:
         )
     output.table(
         "Candidates",
-        ["method", "estimate", "needs", "fits", "per step", "run", "estimate breakdown"],
+        ["method", "batch × accum", "estimate", "needs", "fits", "per step", "run", "estimate breakdown"],
         rows,
     )
     for c in plan.candidates:

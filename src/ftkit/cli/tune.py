@@ -233,7 +233,7 @@ def _plan(output: Output, recipe_path: Path, overrides: list[str], method: str, 
     """The `ftkit plan` report for the generated recipe (memory and a measured probe per candidate method), shown
     before training. With --method auto the plan recommends the method; a method that cannot fit, or no
     candidate fitting, is a UsageError (exit 2) naming the cheaper alternatives, before the registry is touched."""
-    from ftkit.cli.plan import _show as show_plan
+    from ftkit.cli.plan import show_plan
     from ftkit.plan.build import build_plan, refuse_unfit
     from ftkit.recipe.load import load_recipe
 
@@ -247,20 +247,13 @@ def _plan(output: Output, recipe_path: Path, overrides: list[str], method: str, 
         show_plan(output, plan)
     refuse_unfit(plan)
     if plan.recommended is None:
-        if loaded.recipe.training.batch_size != "auto":
-            raise UsageError(
-                f"nothing fits: {plan.reason}",
-                hint="pick a smaller model, or lower the batch or length with --set training.batch_size=1 "
-                "--set training.max_seq_len=256",
-            )
-        # The plan sized the target batch; the run's auto batch measures memory and lowers the micro-batch
-        # (accumulating to keep the effective batch), which is how a batch that does not fit still trains.
-        plan.recommended = "lora"
-        plan.reason = (
-            f"{plan.reason} at the target batch {plan.batch_size}; lora, with the run's auto batch_size lowering "
-            "the micro-batch to what fits (grad_accum keeps the effective batch)"
+        # With batch_size auto the plan already sized each candidate at the micro-batch the run would use
+        # (down to 1, grad_accum keeping the effective batch): nothing fitting means not even one row per step.
+        raise UsageError(
+            f"nothing fits: {plan.reason}",
+            hint="pick a smaller model, or a shorter length with --set training.max_seq_len=256"
+            + ("" if loaded.recipe.training.batch_size == "auto" else " and --set training.batch_size=1"),
         )
-        output.warn(f"plan: {plan.reason}")
     return plan
 
 

@@ -70,6 +70,8 @@ def build_plan(
     seq_choice = choose_max_seq_len(loaded, data.train, tokenizer)
     if seq_choice is not None:
         auto["training.max_seq_len"] = seq_choice
+    auto_batch = recipe.training.batch_size == "auto"
+    auto_grad_accum = recipe.training.grad_accum == "auto"
     value = lambda key: auto[key].value if key in auto else getattr(recipe.training, key.split(".")[1])  # noqa: E731
     batch, accum = int(value("training.batch_size")), int(value("training.grad_accum"))
     max_len = int(value("training.max_seq_len"))
@@ -141,52 +143,144 @@ def build_plan(
             continue
         if name == (reference.name if asked == "auto" else asked) or not plan.precision:
             plan.precision = decided.precision
-        candidate.memory = estimate_memory(
+        estimate = lambda micro, method=method, trainable=trainable, decided=decided: estimate_memory(  # noqa: E731
             facts,
             method=method,
             trainable=trainable,
-            batch_size=batch,
+            batch_size=micro,
             max_seq_len=max_len,
             precision=decided.precision,
             gradient_checkpointing=decided.gradient_checkpointing,
             runtime=runtime or (DEFAULT_RUNTIME_BYTES if hardware.device == "cpu" else 0),
         )
+
+        def run_probe(
+            micro: int, steps: int = max(1, probe_steps), name=name, options=options, settings=settings
+        ) -> Any:
+            progress(f"probing {name}: {steps} steps at batch {micro} × {max_len} tokens")
+            return probe_training_step(
+                recipe.model,
+                method=name,
+                method_options=options.model_dump(mode="json"),
+                task=recipe.task,
+                batch_size=micro,
+                max_seq_len=max_len,
+                steps=steps,
+                rows=longest[: micro * (steps + 1)],
+                num_labels=num_labels or 2,
+                training={**{k: v for k, v in settings.items() if v != "auto"}, "grad_accum": 1},
+                base_dir=base,
+            )
+
+        micro, micro_accum, probe, unfit = batch, accum, None, False
+        if auto_batch:
+            micro, micro_accum, probe, unfit = _auto_micro_batch(
+                candidate, plan, estimate, run_probe, probe_steps, hardware.device, auto_grad_accum
+            )
+        candidate.batch_size, candidate.grad_accum = micro, micro_accum
+        candidate.memory = estimate(micro)
         candidate.predicted_bytes = candidate.memory.total
         candidate.fits = candidate.predicted_bytes <= free
+        if unfit:  # not even one row per step fits (by the estimate, or by the probe at batch 1)
+            candidate.fits = False
+            if probe is not None:
+                candidate.probe = probe.to_dict()
+                candidate.predicted_bytes = probe.peak_memory_bytes + (
+                    probe.baseline_bytes if hardware.device == "cpu" else 0
+                )
+            continue
         if not candidate.fits or probe_steps < 1:
             continue
-        progress(f"probing {name}: {probe_steps} steps at batch {batch} × {max_len} tokens")
-        probe = probe_training_step(
-            recipe.model,
-            method=name,
-            method_options=options.model_dump(mode="json"),
-            task=recipe.task,
-            batch_size=batch,
-            max_seq_len=max_len,
-            steps=probe_steps,
-            rows=longest[: batch * (probe_steps + 1)],
-            num_labels=num_labels or 2,
-            training={**{k: v for k, v in settings.items() if v != "auto"}, "grad_accum": 1},
-            base_dir=base,
-        )
+        probe = probe or run_probe(micro)
         candidate.probe = probe.to_dict()
         measured = probe.peak_memory_bytes + (probe.baseline_bytes if hardware.device == "cpu" else 0)
         candidate.memory.basis = f"measured by the probe ({probe.memory_measure})"
         candidate.predicted_bytes = measured
         candidate.fits = measured <= free
-        tokens = batch_tokens(lengths, batch, decided.padding_free, recipe.training.seed)
+        tokens = batch_tokens(lengths, micro, decided.padding_free, recipe.training.seed)
         scale = tokens / probe.tokens_per_step if probe.tokens_per_step else 1.0
-        candidate.seconds_per_step = round(probe.seconds_per_step * accum * scale, 3)
-        candidate.run_seconds = round(candidate.seconds_per_step * planned, 1)
+        per_epoch = math.ceil(math.ceil(len(encoded.train) / micro) / micro_accum)
+        steps_planned = math.ceil(epochs * per_epoch)
+        if recipe.training.max_steps:
+            steps_planned = min(steps_planned, recipe.training.max_steps)
+        candidate.seconds_per_step = round(probe.seconds_per_step * micro_accum * scale, 3)
+        candidate.run_seconds = round(candidate.seconds_per_step * steps_planned, 1)
         candidate.notes.append(
-            f"{probe.steps_probed} steps probed at batch {batch} × {max_len} tokens (the longest rows): "
+            f"{probe.steps_probed} steps probed at batch {micro} × {max_len} tokens (the longest rows): "
             f"{probe.seconds_per_step:.3g} s/step; a run's average step holds {tokens:,.0f} tokens "
             f"({probe.tokens_per_step:,} in a probe step)"
         )
     choose(plan)
+    if auto_batch:
+        _adopt_batch(plan, auto, epochs, recipe.training.max_steps)
     if refuse:
         refuse_unfit(plan)
     return plan
+
+
+def _auto_micro_batch(
+    candidate: Candidate,
+    plan: Plan,
+    estimate: Callable[[int], Any],
+    run_probe: Callable[..., Any],
+    probe_steps: int,
+    device: str,
+    auto_grad_accum: bool,
+) -> tuple[int, int, Any, bool]:
+    """The micro-batch and grad_accum the run's auto rule will choose for this candidate, the probe taken at
+    that micro-batch if any, and whether not even batch 1 fits: the run's own MemoryFit (probes at 1, and 2 only when needed, extrapolated against
+    90 % of free memory) behind the analytic estimate, so no batch the estimate rules out is ever probed, and the
+    device's micro-batch cap (auto_rules.cpu_micro_batch_cap on a CPU)."""
+    from ftkit.recipe.resolve import batch_choices
+    from ftkit.train.auto_values import MemoryFit, cheaper_alternative, micro_batch_cap
+
+    target = plan.batch_size * plan.grad_accum
+    measured = MemoryFit(lambda micro: run_probe(micro), plan.free_bytes, target)
+
+    def fits(micro: int) -> bool:
+        if estimate(micro).total > plan.free_bytes:
+            return False
+        return measured(micro) if probe_steps >= 1 else True
+
+    try:
+        found = batch_choices(
+            "auto",
+            "auto" if auto_grad_accum else plan.grad_accum,
+            plan.train_rows,
+            plan.task,
+            fits,
+            cheaper=cheaper_alternative(candidate.method, plan.max_seq_len),
+            max_micro=micro_batch_cap(device, plan.max_seq_len),
+        )
+    except FtkitError as error:  # not even one row per step fits
+        candidate.notes.append(error.message)
+        return 1, target, measured.probes.get(1), True
+    micro = int(found["training.batch_size"].value)
+    accum = int(found["training.grad_accum"].value) if "training.grad_accum" in found else plan.grad_accum
+    evidence = found["training.batch_size"].evidence
+    if measured.peaks:
+        evidence += f"; {measured.describe()}"
+    candidate.notes.append(f"batch {micro} × grad_accum {accum} (auto: {evidence})")
+    return micro, accum, measured.probes.get(micro), False
+
+
+def _adopt_batch(plan: Plan, auto: dict[str, Any], epochs: float, max_steps: int | None) -> None:
+    """The plan's batch and steps: the recommended (else the first fitting, else the first) candidate's micro-batch
+    × grad_accum, as the run's auto rule will choose them."""
+    pick = plan.candidate(plan.recommended or "") or next(
+        (c for c in plan.candidates if c.fits and not c.error), None
+    )
+    pick = pick or next((c for c in plan.candidates if c.batch_size), None)
+    if pick is None or not pick.batch_size:
+        return
+    plan.batch_size, plan.grad_accum = pick.batch_size, pick.grad_accum
+    plan.steps_per_epoch = math.ceil(math.ceil(plan.train_rows / plan.batch_size) / plan.grad_accum)
+    plan.planned_steps = math.ceil(epochs * plan.steps_per_epoch)
+    if max_steps:
+        plan.planned_steps = min(plan.planned_steps, max_steps)
+    note = next((n for n in pick.notes if n.startswith(f"batch {pick.batch_size} × grad_accum")), "")
+    plan.auto["training.batch_size"] = f"{pick.batch_size} ({pick.method}: {note})"
+    plan.auto.pop("training.grad_accum", None)
 
 
 def refuse_unfit(plan: Plan) -> None:
@@ -205,9 +299,10 @@ def _smaller_batch(plan: Plan) -> int | None:
     asked = plan.candidate(plan.method)
     if asked is None or asked.memory is None or asked.fits:
         return None
-    per_row = asked.memory.activations / plan.batch_size
+    micro = asked.batch_size or plan.batch_size
+    per_row = asked.memory.activations / micro
     fixed = asked.predicted_bytes - asked.memory.activations
-    for batch in range(plan.batch_size - 1, 0, -1):
+    for batch in range(micro - 1, 0, -1):
         if fixed + per_row * batch <= plan.free_bytes:
             return batch
     return None

@@ -35,10 +35,14 @@ class Candidate:
     run_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    batch_size: int = 0  # the micro-batch estimated and probed (the auto rule's, when batch_size is auto)
+    grad_accum: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
+            "batch_size": self.batch_size,
+            "grad_accum": self.grad_accum,
             "memory": self.memory.to_dict() if self.memory else None,
             "predicted_bytes": self.predicted_bytes,
             "fits": self.fits,
@@ -79,6 +83,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         plain = {key: value for key, value in self.__dict__.items() if key != "candidates"}
+        plain["effective_batch"] = self.batch_size * self.grad_accum
         return {**plain, "candidates": [candidate.to_dict() for candidate in self.candidates]}
 
 

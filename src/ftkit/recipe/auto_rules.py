@@ -190,7 +190,8 @@ MIN_STEPS_PER_EPOCH = 8
 BATCH_RULE = (
     "effective batch 16 for causal-lm (QLoRA's batch up to 13B), 32 for classification (BERT's), lowered to the "
     "power of two ≤ rows/8 so an epoch has at least 8 steps; micro-batch the largest power of two ≤ it that fits "
-    "in memory, grad_accum = effective / micro-batch"
+    "in memory, grad_accum = effective / micro-batch; on a CPU a micro-batch holds at most ~2,048 tokens "
+    "(micro-batch × max_seq_len: more adds memory and padding, not throughput)"
 )
 
 
@@ -211,12 +212,22 @@ def effective_batch(train_rows: int, task: str) -> Choice:
 
 
 def batch_and_accum(
-    effective: int, fits: Callable[[int], bool], *, cheaper: str | None = None, fixed_accum: int | None = None
+    effective: int,
+    fits: Callable[[int], bool],
+    *,
+    cheaper: str | None = None,
+    fixed_accum: int | None = None,
+    max_micro: Choice | None = None,
 ) -> Choice:
-    """(micro-batch, grad_accum): the largest power-of-two micro-batch ≤ effective / fixed_accum that `fits`,
-    and grad_accum = effective / micro-batch (or `fixed_accum` when the recipe gives it), so the effective batch
-    stays constant. Nothing fits at 1 → UsageError (exit 2) with `cheaper`, the alternative to try."""
+    """(micro-batch, grad_accum): the largest power-of-two micro-batch ≤ effective / fixed_accum (and ≤
+    `max_micro`, a device's cap, see cpu_micro_batch_cap) that `fits`, and grad_accum = effective / micro-batch
+    (or `fixed_accum` when the recipe gives it), so the effective batch stays constant. Nothing fits at 1 →
+    UsageError (exit 2) with `cheaper`, the alternative to try."""
     ceiling = power_of_two_at_most(max(1, effective // (fixed_accum or 1)))
+    capped = ""
+    if max_micro is not None and max_micro.value < ceiling:
+        ceiling = power_of_two_at_most(max_micro.value)
+        capped = f"; micro-batch capped at {ceiling} ({max_micro.evidence})"
     tried: list[int] = []
     micro = ceiling
     while micro >= 1:
@@ -234,10 +245,22 @@ def batch_and_accum(
         )
     accum = fixed_accum or max(1, effective // micro)
     smaller = f"; {', '.join(map(str, tried))} did not fit" if tried else ""
-    evidence = (
-        f"effective batch {effective}: micro-batch {micro} × grad_accum {accum} = {micro * accum}{smaller}"
-    )
+    evidence = f"effective batch {effective}: micro-batch {micro} × grad_accum {accum} = {micro * accum}{smaller}{capped}"
     return Choice((micro, accum), BATCH_RULE, evidence)
+
+
+CPU_MICRO_TOKENS = 2048
+CPU_MICRO_RULE = (
+    f"on a CPU a micro-batch holds at most ~{CPU_MICRO_TOKENS:,} tokens (micro-batch × max_seq_len, a power of "
+    "two, at least 1): past that the matrix products already fill the cores, so a bigger micro-batch adds memory "
+    "and padding, not throughput; grad_accum keeps the effective batch"
+)
+
+
+def cpu_micro_batch_cap(max_seq_len: int) -> Choice:
+    """The largest micro-batch worth running on a CPU at `max_seq_len` tokens (CPU_MICRO_RULE)."""
+    cap = power_of_two_at_most(CPU_MICRO_TOKENS / max(1, max_seq_len))
+    return Choice(cap, CPU_MICRO_RULE, f"CPU: {CPU_MICRO_TOKENS:,} tokens / max_seq_len {max_seq_len}")
 
 
 # -- time budget -------------------------------------------------------------------------------------------------

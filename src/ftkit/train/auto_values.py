@@ -93,6 +93,11 @@ def free_memory_bytes(device: str) -> int:
     return free_memory(device)[0]
 
 
+def micro_batch_cap(device: str, max_seq_len: int) -> Choice | None:
+    """The device's cap on the micro-batch (auto_rules.cpu_micro_batch_cap on a CPU; none on a GPU)."""
+    return auto_rules.cpu_micro_batch_cap(max_seq_len) if device == "cpu" else None
+
+
 class MemoryFit:
     """`fits(batch)` from measured peaks: a probe at micro-batch 1 (and 2 when needed), extrapolated linearly, so
     that no probe is ever run at a batch that could exhaust memory. Peak(1) includes the weights, gradients and
@@ -202,6 +207,7 @@ def choose_training(
                 task,
                 fit,
                 cheaper=cheaper_alternative(method.name, max_seq_len),
+                max_micro=micro_batch_cap(device, max_seq_len),
             )
         )
         split = found["training.batch_size"]
