@@ -118,7 +118,7 @@ def test_methods_show_states_the_auto_rules_that_apply():
     lora = json.loads(runner.invoke(app, ["methods", "show", "lora", "--json"]).stdout)["auto_rules"]
     rules = {item["key"]: item["rule"] for item in lora}
     assert rules["method.r"].startswith("LoRA-family rank by training rows: 8 under 1,000, 16 under 10,000")
-    assert "2e-4 up to 13B parameters, 1e-4 above" in rules["training.learning_rate"]
+    assert "1e-3 under 1B parameters" in rules["training.learning_rate"]
     assert "100–25,000 examples seen" in rules["training.epochs"]
     full = json.loads(runner.invoke(app, ["methods", "show", "full", "--json"]).stdout)["auto_rules"]
     assert "method.r" not in {item["key"] for item in full}

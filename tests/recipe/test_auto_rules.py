@@ -47,7 +47,9 @@ def test_the_issues_classification_run_gets_three_epochs_rate_2e3_and_batch_32()
 @pytest.mark.parametrize(
     ("method", "params", "task", "rate"),
     [
-        ("lora", 135_000_000, "causal-lm", 2e-4),
+        ("lora", 135_000_000, "causal-lm", 1e-3),
+        ("dora", 1_000_000_000 - 1, "causal-lm", 1e-3),
+        ("lora", 1_000_000_000, "causal-lm", 2e-4),  # 1B is "above" the small-model band
         ("qlora", 13_000_000_000 - 1, "causal-lm", 2e-4),
         ("dora", 13_000_000_000, "causal-lm", 1e-4),  # 13B is "above": the limit is exclusive
         ("lora", 99_999_999, "classification", 2e-3),

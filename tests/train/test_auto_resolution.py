@@ -52,11 +52,11 @@ def test_an_all_auto_run_resolves_concrete_values_by_the_stated_rules(auto_run):
     output = next((root / "outputs").iterdir())
     training = yaml.safe_load((output / "resolved.yaml").read_text())["training"]
     method = yaml.safe_load((output / "resolved.yaml").read_text())["method"]
-    # By hand: 64 rows x 3 = 192 examples seen, within 100-25,000 -> 3 epochs; LoRA causal-lm under 13B -> 2e-4;
+    # By hand: 64 rows x 3 = 192 examples seen, within 100-25,000 -> 3 epochs; LoRA causal-lm under 1B -> 1e-3;
     # effective batch min(16, power of two <= 64/8 = 8) = 8, which fits a tiny model -> 8 x 1;
     # rank 8 under 1,000 rows; steps = 3 epochs x 64/8 = 24, all within an hour.
     assert training["epochs"] == 3
-    assert training["learning_rate"] == 2e-4
+    assert training["learning_rate"] == 1e-3
     assert (training["batch_size"], training["grad_accum"]) == (8, 1)
     assert method["r"] == 8
     assert training["max_steps"] == 24

@@ -81,13 +81,15 @@ BILLION = 1_000_000_000
 # - full/freeze: transformers' TrainingArguments default 5e-5 (BERT's range 2e-5–5e-5) below 1B, TRL's SFTConfig
 #   default 2e-5 (Stanford Alpaca's 7B) up to 10B, 1e-5 (Alpaca's 13B) above.
 LR_TABLE: dict[tuple[str, str], list[tuple[float, float]]] = {
-    ("lora", "causal-lm"): [(13 * BILLION, 2e-4), (math.inf, 1e-4)],
+    ("lora", "causal-lm"): [(BILLION, 1e-3), (13 * BILLION, 2e-4), (math.inf, 1e-4)],
     ("lora", "classification"): [(100_000_000, 2e-3), (BILLION, 4e-4), (math.inf, 1e-4)],
     ("full", "causal-lm"): [(BILLION, 5e-5), (10 * BILLION, 2e-5), (math.inf, 1e-5)],
     ("full", "classification"): [(BILLION, 5e-5), (10 * BILLION, 2e-5), (math.inf, 1e-5)],
 }
 LR_RULE = {
-    ("lora", "causal-lm"): "LoRA family, causal-lm: 2e-4 up to 13B parameters, 1e-4 above (QLoRA paper)",
+    ("lora", "causal-lm"): "LoRA family, causal-lm: 1e-3 under 1B parameters (measured: SmolLM2-135M on the "
+    "quickstart data: 1e-3 reached eval loss 0.006 in 20 steps where 2e-4 reached 0.045 in 36), 2e-4 up to 13B, 1e-4 above "
+    "(QLoRA paper)",
     ("lora", "classification"): "LoRA family with a new classification head: 2e-3 under 100M parameters, "
     "4e-4 under 1B, 1e-4 above (LoRA paper's GLUE rates; 2e-3 measured on MiniLM)",
     ("full", "causal-lm"): "full/freeze: 5e-5 under 1B parameters, 2e-5 under 10B, 1e-5 above "
