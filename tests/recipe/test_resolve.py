@@ -37,13 +37,14 @@ def _resolve(recipe: Path, train_rows: int, method: str = "lora") -> dict:
 
 def test_auto_values_follow_the_data_size_and_the_method(tmp_path):
     recipe = _project(tmp_path, "  epochs: auto\n  learning_rate: auto\n  batch_size: auto\n")
-    # 5 rows: 15 seen < 100 -> floor(100/5) = 20 epochs; effective batch: power of two <= 5/8 -> 1; LoRA 2e-4
+    # 5 rows: 15 seen < 100 -> floor(100/5) = 20 epochs; effective batch: power of two <= 5/8 -> 1;
+    # LoRA with the model's size not measured: the smallest band's 1e-3
     small = _resolve(recipe, train_rows=5)["training"]
     assert (small["epochs"], small["batch_size"], small["grad_accum"], small["learning_rate"]) == (
         20,
         1,
         1,
-        2e-4,
+        1e-3,
     )
     # 10,000 rows: 30,000 > 25,000 -> floor(25,000/10,000) = 2 epochs; batch 16 (no memory probe: all fits)
     large = _resolve(recipe, train_rows=10_000)["training"]
