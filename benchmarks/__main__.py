@@ -34,7 +34,16 @@ from benchmarks.report import ORDER, now_iso, regenerate, results_record, write_
 
 BENCHMARKS = ORDER
 MODULES = {"registry": "registry_bench", "methods": "compare_methods"}
-NEEDS_MODEL = {"overhead", "defaults", "memory", "efficiency", "methods", "tune_real", "tune_quickstart", "plan_accuracy"}
+NEEDS_MODEL = {
+    "overhead",
+    "defaults",
+    "memory",
+    "efficiency",
+    "methods",
+    "tune_real",
+    "tune_quickstart",
+    "plan_accuracy",
+}
 LATEST_MD = Path(__file__).resolve().parent / "LATEST.md"
 README = REPO_ROOT / "README.md"
 
