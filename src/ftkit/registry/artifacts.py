@@ -95,6 +95,11 @@ class ArtifactStore:
             )
         return rows
 
+    def put_file(self, path: Path, env_values: list[str] | None = None) -> tuple[str, int]:
+        """Store one file as put_tree stores each (a small text file with its secrets scrubbed); return
+        (sha256, size) of the stored copy."""
+        return self._put_scrubbed(Path(path), scrub.env_secret_values() if env_values is None else env_values)
+
     def _put_scrubbed(self, path: Path, env_values: list[str]) -> tuple[str, int]:
         """Store `path`; a small text file (recipe, config, log) is stored with its secrets scrubbed."""
         text = None

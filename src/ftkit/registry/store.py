@@ -13,6 +13,7 @@ The tree of branch `main`:
     registry.json                    {"format": 1}; a newer format is refused with a clear message
     README.md                        what this repository is
     runs/<run-id>/…                  the files of one run (records.py)
+    evals/<run-id>/<eval-id>/…       an evaluation record of a run (`evals/models/…`: of a plain model; evals.py)
     tags/<name>                      movable, mergeable tags (tags.py)
 
 A run is one commit that only adds `runs/<run-id>/`, published with a compare-and-swap ref update (gitops.py),
@@ -36,16 +37,17 @@ from typing import Any
 import git
 
 from ftkit.errors import RegistryError
-from ftkit.registry import damage, gitops, opening, records, refs, scrub, sync, tags
+from ftkit.registry import damage, evals, gitops, opening, records, refs, scrub, sync, tags
 from ftkit.registry import diff as diffing
 from ftkit.registry.artifacts import ArtifactStore
+from ftkit.registry.evals import EvalRecord
 from ftkit.registry.records import RunRecord
 from ftkit.registry.summaries import SummaryCache
 
 DEFAULT_PATH = Path(".ftkit") / "registry"
 _MAX_ATTEMPTS = 200
 
-__all__ = ["DEFAULT_PATH", "RunRecord", "RunRegistry", "default_registry_path"]
+__all__ = ["DEFAULT_PATH", "EvalRecord", "RunRecord", "RunRegistry", "default_registry_path"]
 
 
 def default_registry_path() -> Path:
@@ -216,6 +218,24 @@ class RunRegistry:
             self._summaries[record.run_id] = {"tree": folder, "run": run, "metrics": metrics}
             self._summaries_of = self.snapshot()[1].get("runs")
         return commit
+
+    # -- evaluation records (evals.py) ------------------------------------------------------------------------------
+
+    def commit_eval(self, record: EvalRecord, files: dict[str, Path] | None = None) -> str:
+        """Record one evaluation as one commit adding `evals/<run-id>/<eval-id>/`; returns the eval id. `files`
+        (artifact name -> path: per-row predictions, judge transcript) go to the weights store, text scrubbed.
+        RegistryError (exit 2), nothing written, for a malformed record or a run not in the registry."""
+        return evals.commit(self, record, files)
+
+    def evals(self, run_id: str | None = None) -> list[dict]:
+        """Evaluation records of run `run_id` (every record when None), newest first; an unreadable one carries
+        `damage` instead of raising."""
+        return evals.records_of(self, run_id)
+
+    def load_eval(self, ref: str) -> dict:
+        """One evaluation record by eval id or unique id prefix (RegistryError when unknown, ambiguous or
+        damaged)."""
+        return evals.load(self, ref)
 
     # -- tags (tags.py) -------------------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Sharing a registry through a git remote: remotes, pull (fetch and merge) and push.
 
 Histories merge without conflicts by construction: runs only ever add their own `runs/<run-id>/` folder, so the
-merged `runs/` is the union of both sides, and a tag moved on both sides goes to the later move (tags.py). A
+merged `runs/` is the union of both sides (evaluation records under `evals/` likewise, evals.merge), and a tag moved on both sides goes to the later move (tags.py). A
 merge is published with the same compare-and-swap as a run, so it is safe while runs are being recorded.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftkit.errors import RegistryError, UsageError
-from ftkit.registry import gitops, scrub, tags
+from ftkit.registry import evals, gitops, scrub, tags
 
 if TYPE_CHECKING:
     from ftkit.registry.store import RunRegistry
@@ -149,6 +149,9 @@ def _merge(registry: RunRegistry, theirs: str, their_root: gitops.Entries, messa
             if their_runs or our_runs:
                 runs = {**their_runs, **our_runs}
                 entries["runs"] = gitops.Entry.tree("runs", gitops.write_tree(repo, runs.values()))
+            merged_evals = evals.merge(repo, our_root, their_root)  # records, like runs, only add folders
+            if merged_evals is not None:
+                entries[evals.FOLDER] = merged_evals
             if merged_tags:
                 entries["tags"] = gitops.Entry.tree("tags", gitops.write_tree(repo, merged_tags.values()))
             tree = gitops.write_tree(repo, entries.values())
