@@ -36,19 +36,21 @@ def _progress(out: Output):  # noqa: ANN202 - a verify.Progress
 
 
 def verify_command(json_mode: bool = json_option(), registry: Path | None = registry_option()) -> None:
-    """Check the whole registry: git history (fsck), every run's files, every artifact's sha256, every tag."""
+    """Check the whole registry: git history (fsck), every run's files and evaluation record, every artifact's
+    sha256, every tag."""
     from ftkit.registry.verify import verify
 
     out = Output(json_mode)
     with open_existing_unchecked(registry) as reg:
         report = verify(reg, progress=_progress(out))
     out.emit(report)
-    summary = f"{report['runs']} runs, {report['artifacts']} artifacts ({fmt_size(report['bytes'])}) verified"
+    evals = f", {report['evals']} eval record(s)" if report.get("evals") else ""
+    summary = f"{report['runs']} runs, {report['artifacts']} artifacts ({fmt_size(report['bytes'])}){evals} verified"
     if report["ok"]:
         out.note(f"[green]registry OK[/green]: {summary}")
         return
     for item in report["damage"]:
-        where = [f"{label} {item[label]}:" for label in ("run", "tag") if item[label]]
+        where = [f"{label} {item[label]}:" for label in ("run", "eval", "tag") if item.get(label)]
         where += [f"{item['file']}:"] if item["file"] and not item["tag"] else []
         out.print(f"[red]✗[/red] {escape(' '.join([*where, item['problem']]))}")
         if item["file"] == ".git":

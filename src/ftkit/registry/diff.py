@@ -1,13 +1,17 @@
-"""Pure comparison of runs: flatten configs, compare metrics with direction, spot provenance drift, CI gates.
+"""Pure comparison of runs: flatten configs, compare metrics with direction, spot provenance drift, CI gates,
+line up evaluation records made on the same data.
 
-Nothing here reads the registry; callers pass the dicts that `RunRegistry.load_run` returns.
+Nothing here reads the registry; callers pass the dicts that `RunRegistry.load_run` and `RunRegistry.evals`
+return.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from ftkit.errors import UsageError
@@ -33,7 +37,8 @@ _LOWER_BETTER = re.compile(
 )
 _HIGHER_BETTER = re.compile(
     r"accuracy|(?:^|[._])acc(?:$|[._])|tokens_per_s|samples_per_s|steps_per_s|per_sec|throughput|f1|"
-    r"exact_match|(?:^|[._])em(?:$|[._])|bleu|rouge|precision|recall|reward|win_rate|score|auc",
+    r"exact_match|(?:^|[._])em(?:$|[._])|bleu|rouge|precision|recall|reward|win_rate|score|auc|"
+    r"(?<!mis)match|(?<!in)valid",
     re.IGNORECASE,
 )
 HEADLINE_METRICS = (
@@ -228,9 +233,16 @@ class Gate:
         """Evaluate on two metric dicts: {expression, metric, a, b, delta, failed, message}."""
         if self.metric not in a or self.metric not in b:
             missing = "A" if self.metric not in a else "B"
+            hint = "gate on a metric both runs recorded (`ftkit show RUN` lists them)"
+            if self.metric.startswith("evals."):
+                hint = (
+                    "evals.<data>.<metric> keys exist when both runs have an eval record on the same data "
+                    "(same sha256); `ftkit show RUN` lists a run's evaluations, `ftkit eval RUN --data FILE` "
+                    "records one"
+                )
             raise UsageError(
                 f"--fail-on {self.expression!r}: metric {self.metric!r} is missing from run {missing}",
-                hint="gate on a metric both runs recorded (`ftkit show RUN` lists them)",
+                hint=hint,
             )
         na, nb = _number(a[self.metric]), _number(b[self.metric])
         if na is None or nb is None:
@@ -267,3 +279,101 @@ def parse_gate(expression: str) -> Gate:
         )
     metric, op, number, percent = match.groups()
     return Gate(expression.strip(), metric, op, float(number), bool(percent))
+
+
+# -- evaluation records -----------------------------------------------------------------------------------------
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def eval_label(record: dict) -> str:
+    """The evaluated file's stem as one metric-key segment (`test` for .../test.jsonl; characters outside
+    [A-Za-z0-9_-], dots included, become `_`, so `--fail-on` can name it)."""
+    data = record.get("data") or {}
+    name = str(data.get("name") or data.get("path") or "data").replace("\\", "/")
+    return _KEY_UNSAFE.sub("_", PurePosixPath(name).stem).strip("_") or "data"
+
+
+def _newest_by_data(records: list[dict]) -> dict[str, dict]:
+    """data sha256 -> the newest readable record on it (`records` come newest first)."""
+    out: dict[str, dict] = {}
+    for record in records:
+        sha = (record.get("data") or {}).get("sha256")
+        if "damage" not in record and isinstance(sha, str):
+            out.setdefault(sha, record)
+    return out
+
+
+def _data_name(record: dict) -> str:
+    data = record.get("data") or {}
+    return str(data.get("name") or data.get("path") or "?")
+
+
+def _setting_notes(key: str, a: dict, b: dict) -> list[str]:
+    """Differences between two records on the same data that make their scores not quite comparable."""
+    flat_a = {"rows": (a.get("data") or {}).get("rows"), **flatten(a.get("settings") or {})}
+    flat_b = {"rows": (b.get("data") or {}).get("rows"), **flatten(b.get("settings") or {})}
+    changed = [
+        f"{name} {_show(flat_a.get(name, _MISSING))} → {_show(flat_b.get(name, _MISSING))}"
+        for name in sorted(set(flat_a) | set(flat_b))
+        if flat_a.get(name, _MISSING) != flat_b.get(name, _MISSING)
+    ]
+    return [f"{key}: evaluation settings differ: {'; '.join(changed)}"] if changed else []
+
+
+def eval_lineup(evals_a: list[dict], evals_b: list[dict]) -> dict:
+    """Line up two runs' evaluation records (each list newest first, as `RunRegistry.evals` returns them).
+
+    Records on the same data fingerprint (sha256 of the file) are compared; on each side the newest record on that
+    data counts. Their metrics become keys `evals.<stem>.<metric>` (stem: eval_label; when two fingerprints
+    compared share a stem, `evals.<stem>:<sha256[:8]>.<metric>`), usable by `--fail-on`. Returns {"a", "b" (flat
+    metric dicts), "metrics" (metric_rows of them), "records" ([{key, data, sha256, a, b}]), "provenance" (notes:
+    different settings on the same data, data with different fingerprints, data only one side evaluated, damaged
+    records left out)}.
+    """
+    newest_a, newest_b = _newest_by_data(evals_a), _newest_by_data(evals_b)
+    common = [sha for sha in newest_a if sha in newest_b]
+    stems = {sha: eval_label(newest_a[sha]) for sha in common}
+    shared = Counter(stems.values())
+    flat_a: dict[str, Any] = {}
+    flat_b: dict[str, Any] = {}
+    pairs, notes = [], []
+    for sha in sorted(common, key=lambda digest: (stems[digest], digest)):
+        key = f"evals.{stems[sha]}" + (f":{sha[:8]}" if shared[stems[sha]] > 1 else "")
+        record_a, record_b = newest_a[sha], newest_b[sha]
+        flat_a.update({f"{key}.{metric}": value for metric, value in (record_a.get("metrics") or {}).items()})
+        flat_b.update({f"{key}.{metric}": value for metric, value in (record_b.get("metrics") or {}).items()})
+        pairs.append({"key": key, "data": _data_name(record_a), "sha256": sha, "a": record_a.get("id"),
+                      "b": record_b.get("id")})  # fmt: skip
+        notes += _setting_notes(key, record_a, record_b)
+    apart: dict[str, dict[str, list[str]]] = {}  # stem -> side -> fingerprints evaluated only on that side
+    for side, newest, other in (("A", newest_a, newest_b), ("B", newest_b, newest_a)):
+        for sha, record in newest.items():
+            if sha not in other:
+                apart.setdefault(eval_label(record), {}).setdefault(side, []).append(sha)
+    for _stem, sides in sorted(apart.items()):
+        record = (newest_a | newest_b)[(sides.get("A") or sides["B"])[0]]
+        shown = {side: ", ".join(_short(sha) for sha in shas) for side, shas in sides.items()}
+        if len(sides) == 2:
+            notes.append(
+                f"eval data {_data_name(record)}: fingerprint differs ({shown['A']} in A → {shown['B']} in B); "
+                "its metrics are not compared"
+            )
+        else:
+            side = next(iter(sides))
+            notes.append(
+                f"eval data {_data_name(record)} ({shown[side]}): only {side} has an eval record on it"
+            )
+    for side, records in (("A", evals_a), ("B", evals_b)):
+        notes += [
+            f"eval {record.get('id') or '?'} of {side} is damaged and left out (`ftkit registry verify` lists it)"
+            for record in records
+            if "damage" in record
+        ]
+    return {
+        "a": flat_a,
+        "b": flat_b,
+        "metrics": metric_rows(flat_a, flat_b),
+        "records": pairs,
+        "provenance": notes,
+    }

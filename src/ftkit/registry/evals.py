@@ -275,7 +275,12 @@ def records_of(registry: RunRegistry, run_id: str | None = None, models: bool = 
     """Records newest first: of run `run_id`, of plain models (`models`), or all (neither). Each is eval.json's
     fields plus `artifacts`; one that cannot be read whole also has `damage` (never raises for damage)."""
     _, root = registry.snapshot()
-    groups = gitops.subtree(registry.repo, root, FOLDER)
+    try:
+        groups = gitops.subtree(registry.repo, root, FOLDER)
+    except RegistryError:
+        sha = root[FOLDER].sha
+        problem = damage.item(FOLDER, damage.object_problem(registry.repo, sha), sha)
+        return [{"id": None, "run": run_id, "damage": [problem]}]
     if run_id is not None:
         wanted = [refs.validate_run_id(run_id)]
     elif models:

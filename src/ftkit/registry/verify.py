@@ -1,11 +1,12 @@
 """`ftkit registry verify`: check a whole registry and list every damage, with what to do about each.
 
 Checked, in order: git's own `fsck` of the history; that `main` can be read; every run's files (readable and
-parseable, read from git, not from the summaries cache); every artifact listed in any run's artifacts.json (present
-in the weights store, of the recorded size, and hashing to its sha256: each stored file is read once, streamed,
-however many runs list it); every tag (readable, pointing at a run of this registry).
+parseable, read from git, not from the summaries cache); every evaluation record under `evals/` (eval.json and
+artifacts.json readable and parseable, its run in the registry; evals.py); every artifact listed in any run's or
+record's artifacts.json (present in the weights store, of the recorded size, and hashing to its sha256: each stored
+file is read once, streamed, however many list it); every tag (readable, pointing at a run of this registry).
 
-A damage item is {"run", "tag", "file", "object", "problem", "fix"} (run or tag None where it does not apply).
+A damage item is {"run", "eval", "tag", "file", "object", "problem", "fix"} (None where it does not apply).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ftkit.errors import RegistryError
-from ftkit.registry import damage, gitops, recover, tags
+from ftkit.registry import damage, evals, gitops, recover, tags
 from ftkit.registry.records import RunDamaged
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ _BUFFER = 8 << 20
 def _item(
     problem: str, fix: str, run: str | None = None, file: str | None = None, **extra: str | None
 ) -> dict:
-    return {"run": run, "tag": extra.get("tag"), "file": file, "object": extra.get("object"),
-            "problem": problem, "fix": fix}  # fmt: skip
+    return {"run": run, "eval": extra.get("eval"), "tag": extra.get("tag"), "file": file,
+            "object": extra.get("object"), "problem": problem, "fix": fix}  # fmt: skip
 
 
 def fsck(registry: RunRegistry) -> list[str]:
@@ -61,10 +62,17 @@ def _sha256(path, progress: Callable[[int], None]) -> str:  # noqa: ANN001 - a P
 
 
 def verify(registry: RunRegistry, progress: Progress | None = None) -> dict:
-    """Check everything (see the module docstring); returns {"ok", "runs", "artifacts", "bytes", "damage",
-    "fsck"}. Never raises for damage: it is the report."""
+    """Check everything (see the module docstring); returns {"ok", "runs", "evals", "artifacts", "bytes",
+    "damage", "fsck"}. Never raises for damage: it is the report."""
     repair = f"ftkit registry repair --from REMOTE --registry {registry.root}"
-    report: dict = {"registry": str(registry.root), "ok": True, "runs": 0, "artifacts": 0, "bytes": 0}
+    report: dict = {
+        "registry": str(registry.root),
+        "ok": True,
+        "runs": 0,
+        "evals": 0,
+        "artifacts": 0,
+        "bytes": 0,
+    }
     found: list[dict] = []
     report["fsck"] = fsck(registry)
     if report["fsck"]:
@@ -85,7 +93,7 @@ def verify(registry: RunRegistry, progress: Progress | None = None) -> dict:
         return {**report, "ok": False, "damage": found}
     _, root = registry.snapshot(fresh=True)
     runs = gitops.subtree(registry.repo, root, "runs")
-    listed: dict[str, list[tuple[str, dict]]] = {}  # artifact sha256 -> [(run id, row)]
+    listed: dict[str, list[tuple[str | None, dict, str | None]]] = {}  # sha256 -> [(run id, row, eval id)]
     for run_id, entry in sorted(runs.items()):
         report["runs"] += 1
         try:
@@ -103,7 +111,8 @@ def verify(registry: RunRegistry, progress: Progress | None = None) -> dict:
                 found.append(_item(f"artifacts.json lists a malformed entry: {row!r:.80}",
                                    f"restore it: `{repair}`", run_id, "artifacts.json"))  # fmt: skip
                 continue
-            listed.setdefault(row["sha256"], []).append((run_id, row))
+            listed.setdefault(row["sha256"], []).append((run_id, row, None))
+    found += _check_evals(registry, set(runs), listed, report, repair)
     found += _check_artifacts(registry, listed, report, progress)
     found += _check_tags(registry, root, set(runs))
     report["ok"] = not found
@@ -111,8 +120,38 @@ def verify(registry: RunRegistry, progress: Progress | None = None) -> dict:
     return report
 
 
+def _check_evals(
+    registry: RunRegistry, run_ids: set[str], listed: dict, report: dict, repair: str
+) -> list[dict]:
+    """Damage in the evaluation records; their artifact rows are added to `listed` for the sha256 check."""
+    found: list[dict] = []
+    fix = f"restore it: `{repair}`, or evaluate again (`ftkit eval`) to record a new one"
+    for record in evals.records_of(registry):
+        report["evals"] += record["id"] is not None  # None: a whole group that cannot be read
+        run_id, eval_id = record["run"], record["id"]
+        for bad in record.get("damage", ()):
+            found.append(_item(bad["problem"], fix, run_id, bad["file"], object=bad["object"], eval=eval_id))
+        if run_id is not None and run_id not in run_ids:
+            found.append(_item(
+                f"eval {eval_id} is of run {run_id}, which is not in this registry",
+                "pull the registry that has the run (`ftkit registry pull REMOTE`)",
+                run_id, f"{evals.FOLDER}/{run_id}", eval=eval_id,
+            ))  # fmt: skip
+        for row in record.get("artifacts") or []:  # a list: evals.py reports any other shape as damage
+            if not isinstance(row, dict) or not _SHA256.match(str(row.get("sha256"))):
+                where = f"{evals.FOLDER}/{evals.group_of(run_id)}/{eval_id}/artifacts.json"
+                found.append(_item(f"artifacts.json lists a malformed entry: {row!r:.80}", fix, run_id, where,
+                                   eval=eval_id))  # fmt: skip
+                continue
+            listed.setdefault(row["sha256"], []).append((run_id, row, eval_id))
+    return found
+
+
 def _check_artifacts(
-    registry: RunRegistry, listed: dict[str, list[tuple[str, dict]]], report: dict, progress: Progress | None
+    registry: RunRegistry,
+    listed: dict[str, list[tuple[str | None, dict, str | None]]],
+    report: dict,
+    progress: Progress | None,
 ) -> list[dict]:
     found: list[dict] = []
     total = sum(rows[0][1].get("size") or 0 for rows in listed.values())
@@ -142,12 +181,20 @@ def _check_artifacts(
             problem = f"cannot be read ({error.strerror or error})"
         if problem is None:
             continue
-        for run_id, row in rows:
+        for run_id, row, eval_id in rows:
+            again = (
+                f"train it again: `ftkit rerun {run_id}`"
+                if eval_id is None
+                else "evaluate again (`ftkit eval`)"
+            )
+            owner = "run" if eval_id is None else "evaluation"
             found.append(_item(
                 f"artifact {row.get('name')} ({path}) {problem}",
-                f"copy {registry.store.relative_path(sha)} from a machine that has this run into "
-                f"{registry.root}, or train it again: `ftkit rerun {run_id}`",
-                run_id, "artifacts.json", object=sha,
+                f"copy {registry.store.relative_path(sha)} from a machine that has this {owner} into "
+                f"{registry.root}, or {again}",
+                run_id, "artifacts.json" if eval_id is None
+                else f"{evals.FOLDER}/{evals.group_of(run_id)}/{eval_id}/artifacts.json",
+                object=sha, eval=eval_id,
             ))  # fmt: skip
     return found
 
