@@ -32,13 +32,13 @@ class JudgeServer(ThreadingHTTPServer):
     """Modes: `match` (PASS/9 when ANS equals REF, else FAIL/2); `pairwise-match` (the position holding the
     reference wins, else TIE); `first` (always WINNER: 1, a pure position bias); `junk` (no verdict line);
     `unauthorized` (401 echoing the Authorization header); `bad-json`; `no-choices`; `hang` (no answer until
-    teardown). `fail_first` answers that many requests 503 before the mode applies."""
+    teardown). `fail_first` answers that many requests 503 (or `fail_status`) before the mode applies."""
 
     daemon_threads = True
 
-    def __init__(self, mode: str, fail_first: int = 0):
+    def __init__(self, mode: str, fail_first: int = 0, fail_status: int = 503):
         super().__init__(("127.0.0.1", 0), Handler)
-        self.mode, self.fail_first = mode, fail_first
+        self.mode, self.fail_first, self.fail_status = mode, fail_first, fail_status
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.released = threading.Event()
@@ -70,8 +70,12 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "hang":  # longer than the client's timeout; the event ends it at teardown
             self.server.released.wait(5)
             return
-        if failing:
-            return self._send(503, b'{"error": "warming up"}')
+        if failing:  # Retry-After 0: the client must take the server's word over its own backoff
+            self.send_response(self.server.fail_status)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            return self.wfile.write(b"{}")
         if mode == "unauthorized":
             echo = json.dumps({"error": f"bad key: {self.headers.get('Authorization')}"}).encode()
             return self._send(401, echo)
@@ -104,9 +108,9 @@ class Handler(BaseHTTPRequestHandler):
 def serve():
     servers = []
 
-    def start(mode: str, fail_first: int = 0) -> JudgeServer:
-        server = JudgeServer(mode, fail_first)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+    def start(mode: str, fail_first: int = 0, fail_status: int = 503) -> JudgeServer:
+        server = JudgeServer(mode, fail_first, fail_status)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return server
 
@@ -248,6 +252,19 @@ def test_retries_after_503(serve, judge_key):
     assert len(server.requests) == 3
 
 
+def test_429_is_retried_and_retry_after_is_honoured(serve, judge_key):
+    server = serve("match", fail_first=1, fail_status=429)
+    seen = []
+    judge = HttpJudge(server.url, "m", backoff=0.01)
+    metrics, _ = judge_answers(
+        judge, ROWS[:2], parse_rubric(SINGLE), batch_size=1, progress=lambda *a: seen.append(a)
+    )
+    assert metrics["judge.judged"] == 2 and len(server.requests) == 3
+    assert seen == [(1, 2), (2, 2)]
+    assert judge._delay(0, "0") == 0.0 and judge._delay(0, "3600") == 60.0  # capped at a minute
+    assert judge._delay(3, None) == judge._delay(3, "Wed, 21 Oct 2015 07:28:00 GMT") == pytest.approx(0.08)
+
+
 def test_503_past_the_retries_is_a_located_error(serve, judge_key):
     server = serve("match", fail_first=10)
     with pytest.raises(JudgeError) as caught:
@@ -279,6 +296,16 @@ def test_401_names_the_variable_and_never_the_key(serve, judge_key):
     assert KEY not in text
     assert "HTTP 401" in error.message and "FTKIT_JUDGE_API_KEY" in error.message
     assert len(server.requests) == 1  # a rejected key is not retried
+
+
+def test_401_without_a_key_says_none_was_set(serve, monkeypatch):
+    monkeypatch.delenv("FTKIT_JUDGE_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = serve("unauthorized")
+    with pytest.raises(JudgeError) as caught:
+        HttpJudge(server.url, "m").complete([[{"role": "user", "content": "x"}]])
+    assert "with no key (none of FTKIT_JUDGE_API_KEY, OPENAI_API_KEY set)" in caught.value.message
+    assert caught.value.hint == "set FTKIT_JUDGE_API_KEY to a key this server accepts"
 
 
 def test_connection_refused_is_a_located_error(judge_key):
