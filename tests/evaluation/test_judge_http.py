@@ -17,6 +17,7 @@ from ftkit.evaluation.judge import (
     JudgeError,
     agreement,
     chat_completions_url,
+    is_endpoint,
     judge_answers,
     judge_pairwise,
     parse_rubric,
@@ -343,6 +344,12 @@ def test_malformed_responses_are_located_errors(serve, judge_key, mode, words):
 )
 def test_endpoint_urls(given, expected):
     assert chat_completions_url(given) == expected
+    assert is_endpoint(given)
+
+
+def test_models_are_not_endpoints():
+    for spec in ("HuggingFaceTB/SmolLM2-135M-Instruct", "./outputs/run", "model.gguf", "@latest"):
+        assert not is_endpoint(spec)
 
 
 @pytest.mark.parametrize("bad", ["127.0.0.1:8000/v1", "ftp://host/v1", "http://user:secret@host/v1"])

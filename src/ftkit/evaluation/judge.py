@@ -105,7 +105,8 @@ def judge_answers(
     progress: Progress | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Score each row's `prediction` against its `reference` (for its `prompt`) with the judge and `rubric`
-    (default: correctness and format against the reference).
+    (default: correctness and format against the reference). `prompt` is what the judge reads as the question:
+    pass the user's text, not a chat-templated string with the model's special tokens.
 
     Returns (metrics, per_row). Metrics: `judge.rows`, `judge.judged` (verdicts parsed), `judge.unparsed`, and
     over the parsed rows only `judge.pass_rate` and `judge.mean_score` (absent when none parsed). Each per-row
