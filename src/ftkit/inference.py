@@ -5,16 +5,22 @@
     trained = load_trained_model("outputs/20250101-120000-abcdef")      # adapter on its base, as trained
     print(generate(trained, "What is the capital of France?"))          # chat template applied
     merged = load_trained_model("outputs/...", merge=True)              # adapter folded into the base
+    generate_batch(trained, ["Hi", "Bye"], temperature=0.7, top_p=0.9, seed=1)  # sampled, batched, repeatable
+    for piece in stream(trained, "Tell me a story"): print(piece, end="")     # text as tokens come
+
+Any model, not only run outputs (registry runs, model folders, Hub ids, .gguf files): `ftkit.targets.load_target`;
+these functions take its ModelTarget as they take a TrainedModel.
 
 The output folder holds `resolved.yaml` (written by the runner, secrets scrubbed), the tokenizer and the method's
 weights. The base model is rebuilt from `resolved.yaml`; the method re-applies its weights. Generation goes through
-`ftkit.evaluation.generate`, which decodes without a KV cache for methods whose cached generation is wrong
-(prefix and prompt tuning). Heavy libraries are imported inside the functions.
+`ftkit.evaluation.generate` (greedy) and `ftkit.evaluation.decoding` (sampling, streaming), which decode without
+a KV cache for methods whose cached generation is wrong (prefix and prompt tuning). Heavy libraries are imported inside the functions.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,11 @@ class TrainedModel:
     device: str = "cpu"
     merged: bool = False
     labels: list[str] | None = field(default=None)
+
+    @property
+    def use_cache(self) -> bool:
+        """Whether cached (KV) decoding is exact for this method; False for prefix and prompt tuning."""
+        return self.method.generation_use_cache
 
 
 def read_resolved(output_dir: str | Path) -> dict[str, Any]:
@@ -146,28 +157,83 @@ def load_trained_model(
     )
 
 
+def render_prompt(tokenizer: Any, prompt: str | list[dict[str, str]], chat: bool = True) -> str:
+    """The text the model reads: a string as one user message through the chat template (chat=False: the string
+    as is); a list of {role, content} messages as a conversation, ending with the assistant's turn to answer.
+    A tokenizer without a chat template gets ftkit's default one (ChatML), as training gives it."""
+    from ftkit.data.render import ensure_chat_template
+
+    if isinstance(prompt, list) or chat:
+        ensure_chat_template(tokenizer)
+        messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return prompt
+
+
 def generate(
-    trained: TrainedModel,
+    trained: Any,
     prompt: str | list[dict[str, str]],
     max_new_tokens: int = 64,
     *,
     chat: bool = True,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
 ) -> str:
-    """Greedy-decode a reply. A string is sent as one user message through the chat template (chat=False: raw
-    text); a list of {role, content} messages is rendered as a conversation."""
+    """Decode a reply (greedy at temperature 0, else sampled with `top_p`; `seed` makes sampling repeatable).
+    A string is sent as one user message through the chat template (chat=False: raw text); a list of {role,
+    content} messages is rendered as a conversation. `trained`: a TrainedModel or a `ftkit.targets.ModelTarget`."""
+    from ftkit.evaluation.decoding import generate_texts
     from ftkit.evaluation.generate import greedy_generate
 
-    tokenizer = trained.tokenizer
-    if isinstance(prompt, list) or chat:
-        messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    else:
-        text = prompt
-    return greedy_generate(
-        trained.model,
-        tokenizer,
-        text,
-        max_new_tokens,
-        use_cache=trained.method.generation_use_cache,
-        device=trained.device,
-    )
+    text = render_prompt(trained.tokenizer, prompt, chat)
+    if temperature <= 0:
+        return greedy_generate(
+            trained.model,
+            trained.tokenizer,
+            text,
+            max_new_tokens,
+            use_cache=trained.use_cache,
+            device=trained.device,
+        )
+    return generate_texts(trained.model, trained.tokenizer, [text], max_new_tokens, use_cache=trained.use_cache,
+                          device=trained.device, temperature=temperature, top_p=top_p, seed=seed)[0]  # fmt: skip
+
+
+def generate_batch(
+    trained: Any,
+    prompts: list[str | list[dict[str, str]]],
+    max_new_tokens: int = 64,
+    *,
+    chat: bool = True,
+    batch_size: int = 8,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+) -> list[str]:
+    """Replies to many prompts, in order, in batches of `batch_size` (left-padded, cached decoding; methods that
+    must decode without a KV cache go one by one). Prompts are rendered as `generate` renders them."""
+    from ftkit.evaluation.decoding import generate_texts
+
+    texts = [render_prompt(trained.tokenizer, prompt, chat) for prompt in prompts]
+    return generate_texts(trained.model, trained.tokenizer, texts, max_new_tokens, use_cache=trained.use_cache,
+                          device=trained.device, batch_size=batch_size, temperature=temperature, top_p=top_p,
+                          seed=seed)  # fmt: skip
+
+
+def stream(
+    trained: Any,
+    prompt: str | list[dict[str, str]],
+    max_new_tokens: int = 64,
+    *,
+    chat: bool = True,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+) -> Iterator[str]:
+    """Yield the reply's text in pieces as tokens are decoded; joined, the pieces are `generate`'s reply."""
+    from ftkit.evaluation.decoding import stream_text
+
+    text = render_prompt(trained.tokenizer, prompt, chat)
+    yield from stream_text(trained.model, trained.tokenizer, text, max_new_tokens, use_cache=trained.use_cache,
+                           device=trained.device, temperature=temperature, top_p=top_p, seed=seed)  # fmt: skip

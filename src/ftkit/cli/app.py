@@ -55,6 +55,14 @@ COMMANDS: dict[str, CommandEntry] = {
         "ftkit.cli.review",
         "Review a run: findings with their evidence and a ready command each, or one line when it is healthy.",
     ),
+    "generate": CommandEntry(
+        "ftkit.cli.generate",
+        "Generate answers to prompts with a registry run or any model (batched; JSONL with --json).",
+    ),
+    "chat": CommandEntry(
+        "ftkit.cli.chat",
+        "Talk with a registry run or any model in the terminal: multi-turn, streamed, /reset and /exit.",
+    ),
     "log": CommandEntry(
         "ftkit.cli.log",
         "Show the history of runs, newest first, with what changed from each run to the next.",
