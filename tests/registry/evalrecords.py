@@ -30,7 +30,7 @@ def make_eval(tmp: Path, run: str | None, metrics: dict, data: dict | None = Non
         data=data,
         metrics=metrics,
         base=fields.pop("base", "tiny-llama"),
-        base_metrics=fields.pop("base_metrics", {k: v / 4 for k, v in metrics.items()}),
+        base_metrics=fields.pop("base_metrics", None) or {k: v / 4 for k, v in metrics.items()},
         settings=fields.pop(
             "settings", {"metrics": sorted(metrics), "max_rows": None, "answer_regex": "#### (.+)"}
         ),

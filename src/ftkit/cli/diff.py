@@ -1,7 +1,8 @@
 """`ftkit diff A B`: what changed between two runs — config, metrics with direction-aware deltas, provenance.
 
 `--md` renders Markdown for a pull-request comment; `--fail-on 'eval.loss>+0.02'` makes it a CI gate (exit 1 when
-B regresses past the bound; a bad expression exits 2).
+B regresses past the bound; a bad expression exits 2). Evaluation records (`ftkit eval`) of A and B on the same
+data fingerprint line up as `evals.<data-stem>.<metric>` rows, which gates can name too.
 """
 
 from __future__ import annotations
@@ -95,7 +96,28 @@ def render_human(out: Output, payload: dict, include_all: bool) -> None:
         out.table(title, columns, rows)
     else:
         out.hint("Config: no changes (output paths and names are ignored; --all shows every key)")
-    metrics = payload["metrics"]
+    _metric_table(out, "Metrics", payload["metrics"])
+    lined = (payload.get("evals") or {}).get("records") or []
+    title = "Evaluations on the same data (" + ", ".join(f"{p['key']} = {p['data']}" for p in lined) + ")"
+    _metric_table(out, title, (payload.get("evals") or {}).get("metrics") or [])
+    for warning in payload["provenance"]:
+        if out.is_terminal:
+            out.print(f"[yellow]provenance:[/yellow] {escape(warning)}")
+        else:
+            out.line(f"provenance: {warning}")
+
+
+def add_evals(payload: dict, lineup: dict) -> dict:
+    """Put diffing.eval_lineup's result into a diff payload: `evals` {metrics, records}, notes in provenance."""
+    payload["evals"] = {"metrics": lineup["metrics"], "records": lineup["records"]}
+    payload["provenance"] = [*payload["provenance"], *lineup["provenance"]]
+    return payload
+
+
+def _metric_table(out: Output, title: str, metrics: list[dict]) -> None:
+    """Metric rows A, B, Δ, Δ% coloured by whether the change is better or worse."""
+    from rich.text import Text
+
     if metrics:
         rows = []
         for r in metrics:
@@ -110,12 +132,7 @@ def render_human(out: Output, payload: dict, include_all: bool) -> None:
                     Cell(r["delta_pct"], Text(pct, style=style)),
                 ]
             )
-        out.table("Metrics", [Column("metric", key=True), "A", "B", "Δ", "Δ%"], rows)
-    for warning in payload["provenance"]:
-        if out.is_terminal:
-            out.print(f"[yellow]provenance:[/yellow] {escape(warning)}")
-        else:
-            out.line(f"provenance: {warning}")
+        out.table(title, [Column("metric", key=True), "A", "B", "Δ", "Δ%"], rows)
 
 
 def _md_cell(value: Any) -> str:
@@ -156,6 +173,21 @@ def render_markdown(payload: dict, include_all: bool, gates: list[dict]) -> str:
             )
     else:
         lines.append("No metrics recorded.")
+    evals = (payload.get("evals") or {}).get("metrics") or []
+    if evals:
+        lines += [
+            "",
+            "#### Evaluations on the same data",
+            "",
+            "| metric | A | B | Δ | Δ% |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in evals:
+            delta, pct = fmt_delta(r["delta"], r["delta_pct"])
+            mark = _MD_MARK.get(r["verdict"] or "", "")
+            lines.append(
+                f"| `{r['metric']}` | {_md_cell(r['a'])} | {_md_cell(r['b'])} | {delta}{mark} | {pct} |"
+            )
     if payload["provenance"]:
         lines += ["", "#### Provenance", ""]
         lines += [f"- ⚠️ {w}" for w in payload["provenance"]]
@@ -176,7 +208,8 @@ def diff_command(
         [],
         "--fail-on",
         help="CI gate, repeatable: exit 1 when B moves past the bound, e.g. 'eval.loss>+0.02', "
-        "'eval.loss>+5%', 'eval.accuracy<-0.01', 'eval.accuracy<-2%'.",
+        "'eval.loss>+5%', 'eval.accuracy<-0.01', 'eval.accuracy<-2%', 'evals.test.exact_match<-0.05' (eval "
+        "records on the same data).",
     ),
     json_mode: bool = json_option(),
     registry: Path | None = registry_option(),
@@ -190,8 +223,10 @@ def diff_command(
     with reg:
         a = reg.load_run(reg.resolve(run_a))
         b = reg.load_run(reg.resolve(run_b))
-    payload = build_diff(a, b, include_all=all_)
-    results = [gate.check(a["metrics"], b["metrics"]) for gate in gates]
+        lineup = diffing.eval_lineup(reg.evals(a["id"]), reg.evals(b["id"]))
+    payload = add_evals(build_diff(a, b, include_all=all_), lineup)
+    gated_a, gated_b = {**a["metrics"], **lineup["a"]}, {**b["metrics"], **lineup["b"]}
+    results = [gate.check(gated_a, gated_b) for gate in gates]
     payload["gates"] = results
     if markdown:
         payload["markdown"] = render_markdown(payload, all_, results)

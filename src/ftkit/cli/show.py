@@ -1,4 +1,5 @@
-"""`ftkit show RUN`: everything about one run, with its lineage (parent and children)."""
+"""`ftkit show RUN`: everything about one run, with its lineage (parent and children) and its evaluation records
+(`ftkit eval`: data, rows, fingerprint, metrics of the tuned model beside the base model's)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from rich.markup import escape
 
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import open_existing, status_text
-from ftkit.cli.formatting import fmt, fmt_size
+from ftkit.cli._runs_common import VERDICT_STYLE, open_existing, status_text
+from ftkit.cli.formatting import fmt, fmt_delta, fmt_size
 from ftkit.cli.table_fit import Cell, Column
 
 # Key-value tables: the key column stays whole, values are cut in the middle (paths keep both ends).
@@ -53,6 +54,7 @@ def show_command(
         run_id = reg.resolve(run)
         loaded = reg.load_run(run_id)
         summaries = {s["id"]: s for s in reg.summaries()}
+        evals = reg.evals(run_id)  # a damaged record carries `damage`: shown as such, never an error
 
     def brief(rid: str | None) -> dict | None:
         if rid is None:
@@ -71,6 +73,7 @@ def show_command(
     payload["artifacts"] = [
         {**a, "stored": state} for a, state in zip(loaded["artifacts"] or [], stored, strict=True)
     ]
+    payload["evals"] = evals
     out.emit(payload)
 
     env = loaded["env"] or {}
@@ -143,7 +146,46 @@ def show_command(
                 f"{bad} of {len(artifacts)} artifact(s) of run {run_id} are missing or changed in the weights "
                 f"store; `ftkit registry verify --registry {reg.root}` checks every file's sha256"
             )
+    _evals_section(out, evals, run_id)
     _review_section(out, loaded, run_id, registry)
+
+
+_EVALS_SHOWN = 5  # newest records in a terminal; piped and --json list them all
+
+
+def _evals_section(out: Output, records: list[dict], run_id: str) -> None:
+    """One table per evaluation record, newest first: tuned vs base metrics with Δ; damaged records as warnings."""
+    from rich.text import Text
+
+    from ftkit.registry import diff as diffing
+    from ftkit.registry.evals import when
+
+    readable = [r for r in records if "damage" not in r]
+    shown = readable[:_EVALS_SHOWN] if out.is_terminal else readable
+    for record in shown:
+        data = record.get("data") or {}
+        title = (
+            f"Evaluation {record['id']} on {data.get('name') or data.get('path')} ({fmt(data.get('rows'))} rows, "
+            f"sha256 {str(data.get('sha256') or '—')[:12]}, {when(record) or '?'})"
+            + (f", base {record['base']}" if record.get("base") else "")
+        )
+        rows = []
+        for r in diffing.metric_rows(record.get("base_metrics") or {}, record.get("metrics") or {}):
+            delta, _ = fmt_delta(r["delta"], r["delta_pct"])
+            rows.append([r["metric"], r["b"], r["a"], Cell(r["delta"], Text(delta, style=VERDICT_STYLE.get(
+                r["verdict"] or "", "")))])  # fmt: skip
+        out.table(title, [Column("metric", key=True), "tuned", "base", "Δ"], rows)
+    if len(readable) > len(shown):
+        out.hint(
+            f"… {len(readable) - len(shown)} older evaluation(s) of run {run_id} (--json lists them all)"
+        )
+    for record in records:
+        if "damage" in record:
+            files = ", ".join(d["file"] for d in record["damage"])
+            out.warn(
+                f"evaluation {record.get('id') or '?'} of run {run_id} is damaged: {files} cannot be read; "
+                "`ftkit registry verify` lists the damage"
+            )
 
 
 def _review_section(out: Output, loaded: dict, run_id: str, registry: Path | None) -> None:
