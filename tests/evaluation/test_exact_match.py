@@ -1,6 +1,9 @@
-"""Exact match: its normalisation rules, and the run's `eval.exact_match` against samples scored independently.
+"""Strict exact match: its rules, and the run's `eval.exact_match` / `eval.exact_match_strict` against samples scored
+independently.
 
-`exact_match` compares after collapsing runs of whitespace and trimming the ends; case and punctuation count.
+`exact_match_strict` (ftkit 0.1.0's `exact_match`) compares after collapsing runs of whitespace and trimming the ends;
+case and punctuation count. `exact_match` also folds case and drops trailing punctuation (tests/evaluation/
+test_scoring.py has its rules).
 End to end, the references of an eval file are planted from the base model's own greedy answers (computed here with
 a plain forward-argmax loop), so the base score is known before the run starts.
 """
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ftkit.evaluation.generate import exact_match
+from ftkit.evaluation.scoring_text import exact_match_strict
 from tests.conftest import ANIMALS, COLORS, chat_rows, write_jsonl, write_recipe
 
 
@@ -36,14 +39,19 @@ from tests.conftest import ANIMALS, COLORS, chat_rows, write_jsonl, write_recipe
         ("red fox", "red", False),  # a longer answer is not a match
     ],
 )
-def test_exact_match_rules(prediction, reference, expected):
-    assert exact_match(prediction, reference) is expected
-    assert exact_match(reference, prediction) is expected  # symmetric
+def test_exact_match_strict_rules(prediction, reference, expected):
+    assert exact_match_strict(prediction, reference) is expected
+    assert exact_match_strict(reference, prediction) is expected  # symmetric
 
 
 def _same(prediction: str, reference: str) -> bool:
-    """The rule, restated independently: whitespace runs are one space, the ends are trimmed."""
+    """The strict rule, restated independently: whitespace runs are one space, the ends are trimmed."""
     return re.sub(r"\s+", " ", prediction).strip() == re.sub(r"\s+", " ", reference).strip()
+
+
+def _same_folded(prediction: str, reference: str) -> bool:
+    """The normalised rule for these answers (ASCII words, no trailing punctuation): the strict rule, lower-cased."""
+    return _same(prediction.lower(), reference.lower())
 
 
 def _argmax_answers(model_dir: Path, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -73,13 +81,14 @@ def _planted(answer: str, index: int) -> tuple[str, bool]:
     if index in (0, 2, 5, 8, 9):  # the same answer, other whitespace
         return " \n" + answer.replace(" ", " \t ") + "  ", True
     if index == 1:
-        return answer.upper(), False  # case counts
+        return answer.upper(), False  # case counts for the strict rule (not for exact_match)
     return answer + " more", False
 
 
 def test_run_exact_match_equals_the_fraction_of_matching_samples(tmp_path, tiny_model_dir):
-    """Base score known in advance (3 of the 8 generated rows; rows 9-10 match but are not generated); the tuned
-    score equals the fraction of recorded samples that match, scored here with the rule restated."""
+    """Base scores known in advance (strict: 3 of the 8 generated rows, normalised: those and the upper-cased row;
+    rows 9-10 match but are not generated); the tuned scores equal the fraction of recorded samples that match,
+    scored here with the rules restated."""
     from transformers import AutoTokenizer
 
     from ftkit.recipe.load import load_recipe
@@ -109,7 +118,8 @@ def test_run_exact_match_equals_the_fraction_of_matching_samples(tmp_path, tiny_
         tiny_model_dir,
         train,
         evaluation,
-        extra="evaluation:\n  generate: 8\n  max_new_tokens: 3\n  batch_size: 1\n",
+        extra="evaluation:\n  generate: 8\n  max_new_tokens: 3\n  batch_size: 1\n"
+        "  metrics: [exact_match, exact_match_strict]\n",
     )
     # two steps at a negligible learning rate: the tuned answers stay the base answers, so both scores are known
     text = recipe.read_text().replace("max_steps: 12", "max_steps: 2")
@@ -121,7 +131,11 @@ def test_run_exact_match_equals_the_fraction_of_matching_samples(tmp_path, tiny_
     assert len(result.samples) == 8
     assert [s["reference"] for s in result.samples] == [reference for reference, _ in planted[:8]]
     assert [s["base"] for s in result.samples] == [answer for _, answer in usable[:8]]
-    assert result.metrics["base.eval.exact_match"] == pytest.approx(3 / 8)
+    assert result.metrics["base.eval.exact_match_strict"] == pytest.approx(3 / 8)
+    assert result.metrics["base.eval.exact_match"] == pytest.approx(4 / 8)
     tuned = [_same(s["tuned"], s["reference"]) for s in result.samples]
     assert tuned == [match for _, match in planted[:8]]
-    assert result.metrics["eval.exact_match"] == pytest.approx(sum(tuned) / len(tuned)) == 3 / 8
+    assert result.metrics["eval.exact_match_strict"] == pytest.approx(sum(tuned) / len(tuned)) == 3 / 8
+    folded = [_same_folded(s["tuned"], s["reference"]) for s in result.samples]
+    assert folded == [match or index == 1 for index, (_, match) in enumerate(planted[:8])]
+    assert result.metrics["eval.exact_match"] == pytest.approx(sum(folded) / len(folded)) == 4 / 8

@@ -95,9 +95,3 @@ def greedy_tokens_no_cache(model: Any, ids: Any, max_new_tokens: int, stop_ids: 
             break
         sequence = torch.cat([sequence, torch.tensor([[token]], device=sequence.device)], dim=1)
     return new_tokens
-
-
-def exact_match(prediction: str, reference: str) -> bool:
-    """Exact match after collapsing each run of whitespace to one space and trimming the ends; case and
-    punctuation count (`Red` is not `red`, `red.` is not `red`)."""
-    return " ".join(prediction.split()) == " ".join(reference.split())

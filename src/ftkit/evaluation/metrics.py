@@ -61,10 +61,25 @@ def classification_metrics(
     model: Any, examples: list[dict[str, Any]], pad_token_id: int, batch_size: int = 16, device: str = "cpu"
 ) -> dict[str, float]:
     """Accuracy and mean cross-entropy for sequence classification examples (`input_ids`, `labels`)."""
+    outputs = classification_outputs(model, examples, pad_token_id, batch_size, device)
+    if not outputs["targets"]:
+        return {}
+    correct = sum(p == t for p, t in zip(outputs["predicted"], outputs["targets"], strict=True))
+    return {"loss": outputs["loss"], "accuracy": correct / len(outputs["targets"])}
+
+
+def classification_outputs(
+    model: Any, examples: list[dict[str, Any]], pad_token_id: int, batch_size: int = 16, device: str = "cpu"
+) -> dict[str, Any]:
+    """What a classifier makes of `examples` (`input_ids`, `labels`): `loss` (mean cross-entropy over rows),
+    `predicted` (each row's highest-logit label id) and `targets` (each row's true label id), in row order.
+    The input of `ftkit.evaluation.scoring.classification_report`."""
     import torch
 
     model.eval()
-    correct, total, total_loss = 0, 0, 0.0
+    predicted: list[int] = []
+    targets: list[int] = []
+    total_loss = 0.0
     with torch.no_grad():
         for batch in _batches(examples, batch_size):
             length = max(len(example["input_ids"]) for example in batch)
@@ -77,8 +92,6 @@ def classification_metrics(
             target = torch.tensor([example["labels"] for example in batch], device=device)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
             total_loss += torch.nn.functional.cross_entropy(logits, target, reduction="sum").item()
-            correct += int((logits.argmax(-1) == target).sum().item())
-            total += len(batch)
-    if total == 0:
-        return {}
-    return {"loss": total_loss / total, "accuracy": correct / total}
+            predicted.extend(int(value) for value in logits.argmax(-1).tolist())
+            targets.extend(int(value) for value in target.tolist())
+    return {"loss": total_loss / len(targets) if targets else 0.0, "predicted": predicted, "targets": targets}

@@ -127,55 +127,6 @@ def line_map(text: str) -> dict[tuple[str, ...], int]:
                 path = (*prefix, str(key_node.value))
                 lines[path] = key_node.start_mark.line + 1
                 walk(value_node, path)
-        elif isinstance(node, yaml.SequenceNode):
-                children = list(node.value)
-            self._node_sizes[key] = 1 + sum(self._expanded_size(child) for child in children)
-        return self._node_sizes[key]
-
-
-RecipeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
-)
-
-
-@dataclass
-class LoadedRecipe:
-    """A validated recipe with its method options and where it came from."""
-
-    recipe: Recipe
-    method_options: MethodOptions
-    path: Path
-    text: str
-    overrides: list[str]
-
-    @property
-    def base_dir(self) -> Path:
-        return self.path.parent
-
-    def resolve_path(self, value: str) -> Path:
-        """A path from the recipe, made absolute against the recipe's folder."""
-        candidate = Path(value).expanduser()
-        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
-
-
-def parse_value(text: str) -> Any:
-    """Parse a `--set` value the way YAML would (numbers, booleans, lists), `1e-4` included."""
-    try:
-        return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError:
-        return text
-
-
-def line_map(text: str) -> dict[tuple[str, ...], int]:
-    """Map each dotted key path to the 1-based line where its key appears."""
-    lines: dict[tuple[str, ...], int] = {}
-
-    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                path = (*prefix, str(key_node.value))
-                lines[path] = key_node.start_mark.line + 1
-                walk(value_node, path)
         elif isinstance(node, yaml.SequenceNode):  # list items by index, so `metrics.1` has its own line
             for index, item in enumerate(node.value):
                 lines[(*prefix, str(index))] = item.start_mark.line + 1
@@ -409,9 +360,8 @@ def load_recipe(
 def _check_metrics(recipe: Recipe, problems: _Problems) -> None:
     """`evaluation.metrics` and `answer_regex` located at their keys (see ftkit.evaluation.scoring)."""
     settings = recipe.evaluation
-    names = (
-        ["loss"] if settings.metrics == "auto" else settings.metrics
-    )  # auto is valid; its regex may not be
+    # auto is a valid list; only its answer_regex can be wrong
+    names = ["loss"] if settings.metrics == "auto" else settings.metrics
     for path, message in metric_problems(
         names, recipe.task, settings.answer_regex, generate=settings.generate
     ):
