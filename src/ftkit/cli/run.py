@@ -109,6 +109,7 @@ def run_and_record(
         output_dir=result.output_dir,
         error=result.error,
         auto=result.auto,
+        samples=[*result.samples, *result.prompts],  # samples.jsonl: what the models answered
     )
     record.review = review_of_record(record, output.warn)  # computed before the commit: stored with the run
     _commit_or_keep(registry, record, lambda: _summary(output, loaded, result))
@@ -130,6 +131,7 @@ def run_and_record(
             "metrics": result.metrics,
             "error": result.error,
             "review": record.review,
+            "prompts": result.prompts,
             **(extra_json or {}),
         }
     )
@@ -258,6 +260,7 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
             f"[dim]expected:[/dim] {escape(repr(sample['reference']))}\n[dim]base:[/dim]     "
             f"{escape(repr(sample.get('base', '—')))}\n[dim]tuned:[/dim]    {escape(repr(sample.get('tuned', '—')))}"
         )
+    _fixed_prompts(output, result.prompts)
     facts = [
         [
             "train loss (first → last)",
@@ -285,6 +288,17 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
         output.note(
             f"[yellow]interrupted: what was trained is saved in {escape(str(result.output_dir))}[/yellow]"
         )
+
+
+def _fixed_prompts(output: Output, rows: list[dict]) -> None:
+    """The fixed prompts (`evaluation.prompts`) with the base and the tuned answer side by side, one line each."""
+    from ftkit.evaluation.answers import prompt_label
+
+    if not rows:
+        return
+    line = lambda text: "—" if text is None else " ↵ ".join(str(text).splitlines()) or "''"  # noqa: E731
+    table = [[line(prompt_label(r["prompt"])), line(r.get("base")), line(r.get("tuned"))] for r in rows]
+    output.table("Fixed prompts", [Column("prompt", min_width=12), "base", "tuned"], table)
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

@@ -19,6 +19,7 @@ from ftkit.errors import FtkitError, RecipeError
 from ftkit.evaluation.scoring import metric_problems
 from ftkit.hub_ids import is_hub_dataset_id, is_hub_model_id
 from ftkit.methods.base import MethodOptions
+from ftkit.recipe.eval_checks import evaluation_problems
 from ftkit.recipe.schema import Recipe, known_keys
 from ftkit.suggest import did_you_mean
 
@@ -345,6 +346,8 @@ def load_recipe(
         _check_paths(recipe, recipe_path.parent, problems)
     if recipe is not None:
         _check_metrics(recipe, problems)
+    for key_path, message in evaluation_problems(recipe) if recipe is not None else []:
+        problems.add(key_path, message)
 
     if problems.items:
         count = len(problems.items)

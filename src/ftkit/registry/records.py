@@ -14,6 +14,8 @@ RunRecord into the bytes of `runs/<run-id>/*` (secrets scrubbed, 1 MiB per file)
     data.json         data fingerprints and row counts
     artifacts.json    [{name, sha256, size, path}] pointing into objects/
     review.json       the run's review (ftkit.review), computed before the commit; absent in older runs
+    samples.jsonl     what the models answered: eval samples and fixed prompts (ftkit.evaluation.answers), each
+                      text cut to MAX_SAMPLE_CHARS, thinned like history past 1 MiB; absent when there were none
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ RUN_FILES = (
     "artifacts.json",
 )
 # Files a run folder may lack: runs recorded before they existed are still whole without them.
-OPTIONAL_RUN_FILES = ("review.json",)
+OPTIONAL_RUN_FILES = ("review.json", "samples.jsonl")
+MAX_SAMPLE_CHARS = 4000  # per answer, prompt or reference in samples.jsonl: enough to read, bounded for git
 
 
 @dataclass
@@ -72,6 +75,7 @@ class RunRecord:
     error: str | None = None
     review: dict | None = None  # ftkit.review.Review.to_dict(), written as review.json when present
     auto: dict = field(default_factory=dict)  # `auto` values chosen: key -> {value, rule, evidence}
+    samples: list = field(default_factory=list)  # answers (ftkit.evaluation.answers rows), as samples.jsonl
 
 
 def now_iso() -> str:
@@ -175,6 +179,8 @@ def render(
     }
     if record.review is not None:
         files["review.json"] = dumps(clean(record.review))
+    if record.samples:
+        files["samples.jsonl"] = jsonl(clean(_cut_texts(list(record.samples))))[0]
     out: dict[str, bytes] = {}
     plain_values = [v for v in env_values if '"' not in v and "\\" not in v]
     for name, text in files.items():
@@ -235,8 +241,8 @@ class RunDamaged(RegistryError):
 
 def parse(run_id: str, files: dict[str, bytes]) -> dict:
     """The files of one run folder, parsed: run, recipe (text), resolved_text, resolved, metrics, history, events,
-    env, data, artifacts, review (None without review.json). A missing file reads as empty; a damaged one raises
-    RunDamaged naming it."""
+    env, data, artifacts, review (None without review.json), samples ([] without samples.jsonl). A missing file
+    reads as empty; a damaged one raises RunDamaged naming it."""
     from ftkit import yamlio
 
     def text(name: str) -> str:
@@ -269,7 +275,19 @@ def parse(run_id: str, files: dict[str, bytes]) -> dict:
         "data": parsed("data.json", {}),
         "artifacts": parsed("artifacts.json", []),
         "review": parsed("review.json", None),
+        "samples": parsed("samples.jsonl", []),
     }
+
+
+def _cut_texts(value: Any) -> Any:
+    """`value` with every string longer than MAX_SAMPLE_CHARS cut there (marked with `…`)."""
+    if isinstance(value, str) and len(value) > MAX_SAMPLE_CHARS:
+        return value[:MAX_SAMPLE_CHARS] + "…"
+    if isinstance(value, dict):
+        return {key: _cut_texts(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cut_texts(item) for item in value]
+    return value
 
 
 def _bad(name: str, problem: str) -> dict:

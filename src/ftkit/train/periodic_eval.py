@@ -5,13 +5,21 @@ while train loss kept falling (overfitting) looks like any other. `evaluation.du
 4) run at evenly spaced optimizer steps, the last step included, on the first `PERIODIC_MAX_ROWS` eval rows (fewer
 when `evaluation.max_rows` is smaller), with the same loss function as the base and tuned evaluations
 (`ftkit.evaluation.metrics`), so the last point equals the final `eval.loss` when the eval set is that small.
-Each point is a history row `{"step", "time_s", "eval_loss"}` (plus `eval_accuracy` for classification).
+Each point is a history row `{"step", "time_s", "eval_loss", ...}`: one `eval_<name>` per score (perplexity for
+causal-lm, accuracy for classification).
+
+`evaluation.every_steps: N` replaces that schedule: every N optimizer steps and at the last step (`epoch`: at the
+end of each epoch), the recipe's own evaluation (`ftkit.evaluation.evaluate.evaluate_model`: loss and, with
+`evaluation.generate`, the generation metrics) runs on the rows the final evaluation uses, so the best step's
+scores are the ones the final evaluation reproduces after `select_best` (train/best_checkpoint.py). Listeners
+(the best checkpoint, the fixed prompts' answers) run after each evaluation and count as evaluation time.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ftkit.train.callbacks import ProgressTracker
@@ -29,8 +37,19 @@ def evaluation_steps(max_steps: int, count: int) -> list[int]:
     return sorted({max(1, math.ceil(k * max_steps / count)) for k in range(1, count + 1)})
 
 
+def every_n_steps(max_steps: int, every: int) -> list[int]:
+    """Every `every`-th optimizer step up to `max_steps`, and `max_steps` itself (ascending, distinct)."""
+    if max_steps <= 0:
+        return []
+    return sorted({*range(every, max_steps + 1, every), max_steps})
+
+
+Listener = Callable[[int, dict[str, Any], Any], None]  # (step, scores, model), after each evaluation
+
+
 class PeriodicEval:
-    """Measures eval loss at `evaluation_steps(...)` and appends each point to `tracker.history`."""
+    """Evaluates at `evaluation_steps(...)` (or `every_n_steps`, or each epoch's end) and appends each point to
+    `tracker.history`; `measure(model)` gives the scores (default: the loss functions on `rows`)."""
 
     def __init__(
         self,
@@ -42,6 +61,9 @@ class PeriodicEval:
         pad_token_id: int,
         batch_size: int,
         device: str,
+        every_steps: int | str | None = None,
+        measure: Callable[[Any], dict[str, Any]] | None = None,
+        listeners: tuple[Listener, ...] = (),
     ):
         self.tracker = tracker
         self.rows = rows
@@ -50,28 +72,50 @@ class PeriodicEval:
         self.pad_token_id = pad_token_id
         self.batch_size = batch_size
         self.device = device
+        self.every_steps = every_steps if rows else None
+        self.measure = measure or self.scores
+        self.listeners = listeners
         self.steps: set[int] = set()
+        self.evaluated: list[int] = []
         self.done = 0
         self.seconds = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.steps = set(evaluation_steps(state.max_steps, self.count))
+        if self.every_steps == "epoch":
+            self.steps = set()  # on_epoch_end decides
+        elif self.every_steps:
+            self.steps = set(every_n_steps(state.max_steps, int(self.every_steps)))
+        else:
+            self.steps = set(evaluation_steps(state.max_steps, self.count))
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if model is None or state.global_step not in self.steps:
-            return control
+        if model is not None and state.global_step in self.steps:
+            self.evaluate(state.global_step, model)
+        return control
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        stopped_early = control.should_training_stop and state.global_step < state.max_steps  # Ctrl-C
+        due = self.every_steps == "epoch" and state.global_step not in self.evaluated
+        if due and model is not None and not stopped_early:
+            self.evaluate(state.global_step, model)
+        return control
+
+    def evaluate(self, step: int, model: Any) -> None:
+        """Score `model` now, tell the listeners, and add the history row."""
         started = time.perf_counter()
-        scores = self.scores(model)
-        model.train()  # the loss functions switch to eval mode (dropout off); training continues after this
+        scores = self.measure(model)
+        for listener in self.listeners if scores else ():
+            listener(step, scores, model)
+        model.train()  # evaluation switches to eval mode (dropout off); training continues after this
         self.seconds += time.perf_counter() - started
+        self.evaluated.append(step)
         if scores:
-            row = {"step": state.global_step, "time_s": round(started - self.tracker.started, 3)}
-            row["eval_loss"] = float(scores["loss"])
-            if "accuracy" in scores:
-                row["eval_accuracy"] = float(scores["accuracy"])
+            row: dict[str, Any] = {"step": step, "time_s": round(started - self.tracker.started, 3)}
+            for name, value in scores.items():
+                if name != "tokens" and isinstance(value, int | float) and not isinstance(value, bool):
+                    row[f"eval_{name}"] = float(value)
             self.tracker.history.append(row)
             self.done += 1
-        return control
 
     def scores(self, model: Any) -> dict[str, float]:
         """The eval scores of `model` on this callback's rows (the run's own loss functions)."""

@@ -21,6 +21,7 @@ from ftkit.data.encode import EncodedRows, check_task_format, class_labels, enco
 from ftkit.data.readers import data_source
 from ftkit.data.render import ensure_chat_template
 from ftkit.errors import DataError, FtkitError
+from ftkit.evaluation import answers
 from ftkit.evaluation.evaluate import evaluate_model
 from ftkit.methods.base import Method
 from ftkit.methods.catalog import get_method
@@ -31,9 +32,9 @@ from ftkit.train import auto_values, output_files
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.output_dir import check_output_writable
-from ftkit.train.periodic_eval import PERIODIC_MAX_ROWS, PeriodicEval
 from ftkit.train.precision import confirm_auto_bf16
 from ftkit.train.quiet import quiet_libraries
+from ftkit.train.run_evaluation import RunEvaluation
 
 
 @dataclass
@@ -53,7 +54,8 @@ class RunResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     data_files: dict[str, Any] = field(default_factory=dict)
     hardware: dict[str, Any] = field(default_factory=dict)
-    samples: list[dict[str, str]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)  # eval rows' answers (evaluation/answers.py)
+    prompts: list[dict[str, Any]] = field(default_factory=list)  # the fixed prompts' answers
     error: str | None = None
     auto: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> {value, rule, evidence}
 
@@ -264,14 +266,15 @@ class _Run:
         result.config_hash = config_hash(resolved)
         device = plan.device
         model.to(device)
+        extras = RunEvaluation(recipe, self.method, tokenizer, device)
+        extras.base(model)
+        result.prompts = extras.prompts.rows  # filled in as answers come (base, each evaluation, tuned)
 
         if recipe.evaluation.compare_base and eval_rows:
             self.event("phase", "evaluating the base model")
             scores, samples = self.evaluate(model, tokenizer, eval_rows, data, device)
             self.metrics.update({f"base.eval.{key}": value for key, value in scores.items()})
-            result.samples = [
-                {"prompt": s["prompt"], "reference": s["reference"], "base": s["prediction"]} for s in samples
-            ]
+            result.samples = answers.add_side([], samples, "base")
 
         set_seed(recipe.training.seed)
         model = self.method.prepare(model, self.loaded.method_options, recipe.task)
@@ -292,16 +295,7 @@ class _Run:
 
         progress = trainer_callback(ProgressTracker, self.reporter)
         stopper = trainer_callback(GracefulStop, self.reporter)
-        evaluator = trainer_callback(
-            PeriodicEval,
-            progress,
-            eval_rows[: min(recipe.evaluation.max_rows or PERIODIC_MAX_ROWS, PERIODIC_MAX_ROWS)],
-            task=recipe.task,
-            count=recipe.evaluation.during_training,
-            pad_token_id=tokenizer.pad_token_id,
-            batch_size=recipe.evaluation.batch_size,
-            device=device,
-        )
+        evaluator = extras.periodic(progress, eval_rows, [example.data for example in data.eval])
         trainer = build_trainer(
             model,
             tokenizer,
@@ -325,6 +319,7 @@ class _Run:
         self.metrics.update(training_metrics(output, trainer, progress, train_seconds, device))
         self.metrics.update(evaluator.metrics())
         model = trainer.model
+        self.metrics.update(extras.finish(model, trainer.state.global_step, self.event))
         save_output(self.method, model, tokenizer, self.output_dir, resolved, labels)
         if stopper.requested:
             result.status = "interrupted"
@@ -338,14 +333,8 @@ class _Run:
             self.event("phase", "evaluating the tuned model")
             scores, samples = self.evaluate(model, tokenizer, eval_rows, data, device)
             self.metrics.update({f"eval.{key}": value for key, value in scores.items()})
-            if result.samples:
-                for sample, tuned in zip(result.samples, samples, strict=True):
-                    sample["tuned"] = tuned["prediction"]
-            else:
-                result.samples = [
-                    {"prompt": s["prompt"], "reference": s["reference"], "tuned": s["prediction"]}
-                    for s in samples
-                ]
+            result.samples = answers.add_side(result.samples, samples, "tuned")
+        extras.prompts.answer(model, "tuned")
         result.status = "succeeded"
         self.write_metrics()
 
