@@ -142,20 +142,6 @@ class EvaluationConfig(_Strict):
     numeric_tolerance: float = Field(
         1e-6, ge=0, description="numeric_match: the largest absolute difference counted as equal."
     )
-    metrics: list[str] | Auto = Field(
-        "auto",
-        description="Metrics to report besides the always-measured loss (and perplexity / accuracy); auto: "
-        "exact_match when `generate` > 0 (causal-lm), macro_f1 and per-class precision and recall "
-        "(classification). Generation metrics need `generate` > 0. README's Metrics section lists them all.",
-    )
-    answer_regex: str | None = Field(
-        None,
-        description="Python regex for answer_match: the last match's group 1 (or whole match) in the answer and "
-        "in the reference are compared, e.g. '#### (.+)' for GSM8K.",
-    )
-    numeric_tolerance: float = Field(
-        1e-6, ge=0, description="numeric_match: the largest absolute difference counted as equal."
-    )
     during_training: int = Field(
         4,
         ge=0,
@@ -163,12 +149,6 @@ class EvaluationConfig(_Strict):
         description="Measure eval loss this many times during training (evenly spaced steps, the last included; "
         "on at most 200 eval rows), so `ftkit review` can see overfitting; 0: only before and after training.",
     )
-
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _one_metric(cls, value: object) -> object:
-        return [value] if isinstance(value, str) and value != "auto" else value
 
 
     @field_validator("metrics", mode="before")
