@@ -118,6 +118,13 @@ class TrainingConfig(_Strict):
         return value
 
 
+class ChatMessage(_Strict):
+    """One message of a fixed prompt given as a conversation."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
 class EvaluationConfig(_Strict):
     compare_base: bool = Field(True, description="Also evaluate the untuned base model, side by side.")
     max_rows: int | None = Field(None, ge=1, description="Evaluate on at most this many eval rows.")
@@ -149,7 +156,23 @@ class EvaluationConfig(_Strict):
         description="Measure eval loss this many times during training (evenly spaced steps, the last included; "
         "on at most 200 eval rows), so `ftkit review` can see overfitting; 0: only before and after training.",
     )
-
+    every_steps: PositiveInt | Literal["epoch"] | None = Field(
+        None,
+        description="Evaluate the recipe's metrics (loss, and the generation metrics when `generate` > 0) every N "
+        "optimizer steps and at the last step, or at the end of each epoch (`epoch`), on the rows the final "
+        "evaluation uses; replaces `during_training` (giving both is an error).",
+    )
+    select_best: str | None = Field(
+        None,
+        description="Keep the weights of the evaluation during training that scored best on this metric (e.g. "
+        "`eval.loss`, `eval.exact_match`; direction from the metric) and save them as the run's output.",
+    )
+    prompts: list[str | list[ChatMessage]] = Field(
+        default_factory=list,
+        description="Fixed prompts (a string is one user message; or a list of {role, content} messages) answered "
+        "greedily by the base and the tuned model (and at each `every_steps` evaluation), shown side by side and "
+        "stored with the run.",
+    )
 
     @field_validator("metrics", mode="before")
     @classmethod
