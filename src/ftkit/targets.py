@@ -126,9 +126,10 @@ def locate_target(ref: str | Path, registry: Any = None) -> TargetSource:
 
     if "/" in text and is_hub_model_id(text):
         return TargetSource(text, "hub", text, text)
-    where = f"no run in the registry at {registry.root}" if registry is not None else "no registry"
+    where = f"no run in the registry at {registry.root} has that name" if registry is not None else (
+        "there is no run registry to look it up in")  # fmt: skip
     raise ModelError(
-        f"`{text}` is not a file or folder, {where} has that name, and it is not a Hub model id (owner/name)",
+        f"`{text}` is not a file or folder, {where}, and it is not a Hub model id (owner/name)",
         hint="name a registry run (`ftkit runs` lists them), a run output or model folder, a .gguf file, "
         "or a Hub id such as HuggingFaceTB/SmolLM2-135M-Instruct",
     )
