@@ -38,7 +38,7 @@ _LOWER_BETTER = re.compile(
 _HIGHER_BETTER = re.compile(
     r"accuracy|(?:^|[._])acc(?:$|[._])|tokens_per_s|samples_per_s|steps_per_s|per_sec|throughput|f1|"
     r"exact_match|(?:^|[._])em(?:$|[._])|bleu|rouge|precision|recall|reward|win_rate|score|auc|"
-    r"(?<!mis)match|(?<!in)valid",
+    r"(?<!mis)match|(?<!in)valid|json_field|contains",
     re.IGNORECASE,
 )
 HEADLINE_METRICS = (
