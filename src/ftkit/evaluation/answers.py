@@ -83,8 +83,10 @@ class FixedPrompts:
 
 
 def row_scores(sample: dict[str, Any]) -> dict[str, Any]:
-    """The per-row scores of an evaluation sample: every field that is not text (match, extracted answer...)."""
-    return {key: value for key, value in sample.items() if key not in TEXT_FIELDS}
+    """The per-row scores of an evaluation sample: each metric's value (`scores`, flattened) and every other
+    field that is not text (`match`, `extracted`, `failures`)."""
+    fields = {key: value for key, value in sample.items() if key not in (*TEXT_FIELDS, "scores")}
+    return {**(sample.get("scores") or {}), **fields}
 
 
 def eval_rows(samples: list[dict[str, Any]], side: str) -> list[dict[str, Any]]:
