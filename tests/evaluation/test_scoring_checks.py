@@ -141,3 +141,16 @@ def test_readme_metrics_table_lists_every_metric_with_what_it_compares():
         assert direction == ("higher" if spec.higher_is_better else "lower")
         assert compares == spec.compares.replace("|", "\\|")
     assert set(rows) == set(METRICS)
+
+
+def test_ftkit_diff_reads_every_metric_in_its_declared_direction():
+    """`ftkit diff` (the registry, which may not import evaluation) guesses directions from names; they must agree
+    with METRICS for every key an evaluation writes, per-class and per-field keys included."""
+    from ftkit.registry.diff import direction
+
+    keys = {name: name for name in METRICS}
+    keys.update({"precision.spam": "precision", "recall.ham": "recall", "json_field.city": "json_fields"})
+    for key, name in keys.items():
+        expected = 1 if METRICS[name].higher_is_better else -1
+        for prefix in ("eval.", "base.eval."):
+            assert direction(prefix + key) == expected, prefix + key
