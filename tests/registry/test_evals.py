@@ -315,6 +315,12 @@ def test_lineup_disambiguates_a_shared_stem_and_notes_differences():
     assert diffing.eval_label({"data": {"path": "/x/gsm8k.dev.jsonl"}}) == "gsm8k_dev"
 
 
+def test_the_data_stem_does_not_decide_a_metric_direction():
+    assert diffing.direction("evals.match_cases.loss") == -1  # "match" in the file name, loss is the metric
+    assert diffing.direction("evals.loss_probe.answer_match") == 1
+    assert diffing.direction("evals.test:1a2b3c4d.json_field.city") == 1
+
+
 def test_an_eval_gate_trips_and_a_missing_one_says_how_to_record_it():
     lineup = diffing.eval_lineup(
         [_rec("a", "1" * 64, {"answer_match": 0.8})], [_rec("b", "1" * 64, {"answer_match": 0.7})]

@@ -71,6 +71,10 @@ def is_noise(key: str) -> bool:
 
 def direction(metric: str) -> int:
     """-1 when lower is better, +1 when higher is better, 0 when unknown."""
+    if metric.startswith("evals.") and metric.count(".") >= 2:
+        metric = metric.split(".", 2)[
+            2
+        ]  # the data file's stem (`evals.<stem>.`) says nothing about direction
     if _HIGHER_BETTER.search(metric):
         return 1
     if _LOWER_BETTER.search(metric):
