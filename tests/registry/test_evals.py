@@ -294,7 +294,7 @@ def test_lineup_disambiguates_a_shared_stem_and_notes_differences():
         _rec("a1", "1" * 64, {"m": 1}),
         _rec("a2", "2" * 64, {"m": 2}, name="sub/test.jsonl"),
         _rec("a3", "3" * 64, {"m": 3}, name="gsm8k.dev.jsonl"),
-        _rec("a4", "5" * 64, {"m": 4}, max_rows=5),
+        _rec("a4", "5" * 64, {"m": 4}, max_rows=5, judge="local"),
     ]
     b = [_rec("b1", "1" * 64, {"m": 10}), _rec("b2", "2" * 64, {"m": 20}, name="sub/test.jsonl"),
          _rec("b3", "4" * 64, {"m": 30}, name="gsm8k.dev.jsonl"), _rec("b4", "5" * 64, {"m": 40}, max_rows=9),
@@ -307,7 +307,7 @@ def test_lineup_disambiguates_a_shared_stem_and_notes_differences():
         "evals.test:55555555.m": 40,
     }
     assert lineup["provenance"] == [
-        "evals.test:55555555: evaluation settings differ: max_rows 5 → 9",
+        "evals.test:55555555: evaluation settings differ: judge local → absent; max_rows 5 → 9",
         "eval data gsm8k.dev.jsonl: fingerprint differs (333333333333 in A → 444444444444 in B); its metrics are "
         "not compared",
         "eval b5 of B is damaged and left out (`ftkit registry verify` lists it)",

@@ -317,8 +317,9 @@ def _setting_notes(key: str, a: dict, b: dict) -> list[str]:
     """Differences between two records on the same data that make their scores not quite comparable."""
     flat_a = {"rows": (a.get("data") or {}).get("rows"), **flatten(a.get("settings") or {})}
     flat_b = {"rows": (b.get("data") or {}).get("rows"), **flatten(b.get("settings") or {})}
+    shown = lambda value: "absent" if value is _MISSING else value  # noqa: E731
     changed = [
-        f"{name} {_show(flat_a.get(name, _MISSING))} → {_show(flat_b.get(name, _MISSING))}"
+        f"{name} {shown(flat_a.get(name, _MISSING))} → {shown(flat_b.get(name, _MISSING))}"
         for name in sorted(set(flat_a) | set(flat_b))
         if flat_a.get(name, _MISSING) != flat_b.get(name, _MISSING)
     ]
