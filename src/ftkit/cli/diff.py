@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from ftkit.cli._answers import answers_markdown, show_answers
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._runs_common import VERDICT_STYLE, open_existing
@@ -20,6 +21,7 @@ from ftkit.cli.formatting import fmt, fmt_delta
 from ftkit.cli.table_fit import Cell, Column
 from ftkit.errors import GateFailedError
 from ftkit.registry import diff as diffing
+from ftkit.registry.answers import answer_rows
 
 
 def _side(loaded: dict) -> dict:
@@ -45,6 +47,7 @@ def build_diff(a: dict, b: dict, include_all: bool = False) -> dict:
         "config": diffing.config_changes(a["resolved"], b["resolved"], include_all=include_all),
         "metrics": diffing.metric_rows(a["metrics"], b["metrics"]),
         "provenance": diffing.provenance_warnings(a, b),
+        "answers": answer_rows(a.get("samples") or [], b.get("samples") or [], include_all),
     }
 
 
@@ -100,6 +103,7 @@ def render_human(out: Output, payload: dict, include_all: bool) -> None:
     lined = (payload.get("evals") or {}).get("records") or []
     title = "Evaluations on the same data (" + ", ".join(f"{p['key']} = {p['data']}" for p in lined) + ")"
     _metric_table(out, title, (payload.get("evals") or {}).get("metrics") or [])
+    show_answers(out, payload.get("answers") or {}, include_all)
     for warning in payload["provenance"]:
         if out.is_terminal:
             out.print(f"[yellow]provenance:[/yellow] {escape(warning)}")
@@ -188,6 +192,7 @@ def render_markdown(payload: dict, include_all: bool, gates: list[dict]) -> str:
             lines.append(
                 f"| `{r['metric']}` | {_md_cell(r['a'])} | {_md_cell(r['b'])} | {delta}{mark} | {pct} |"
             )
+    lines += answers_markdown(payload.get("answers") or {}, include_all)
     if payload["provenance"]:
         lines += ["", "#### Provenance", ""]
         lines += [f"- ⚠️ {w}" for w in payload["provenance"]]
@@ -202,7 +207,9 @@ def diff_command(
         ..., metavar="A", help="The baseline run (id, prefix, name, tag, @latest~1, ...)."
     ),
     run_b: str = typer.Argument(..., metavar="B", help="The run compared with it."),
-    all_: bool = typer.Option(False, "--all", "-a", help="Show every config key, not only the changed ones."),
+    all_: bool = typer.Option(
+        False, "--all", "-a", help="Show every config key and answer, not only the changed ones."
+    ),
     markdown: bool = typer.Option(False, "--md", help="Print Markdown (for a pull-request comment)."),
     fail_on: list[str] = typer.Option(
         [],

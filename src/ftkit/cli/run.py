@@ -292,12 +292,14 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
 
 def _fixed_prompts(output: Output, rows: list[dict]) -> None:
     """The fixed prompts (`evaluation.prompts`) with the base and the tuned answer side by side, one line each."""
-    from ftkit.evaluation.answers import prompt_label
+    from ftkit.cli._answers import one_line
+    from ftkit.registry.answers import prompt_label
 
     if not rows:
         return
-    line = lambda text: "—" if text is None else " ↵ ".join(str(text).splitlines()) or "''"  # noqa: E731
-    table = [[line(prompt_label(r["prompt"])), line(r.get("base")), line(r.get("tuned"))] for r in rows]
+    table = [
+        [one_line(prompt_label(r["prompt"])), one_line(r.get("base")), one_line(r.get("tuned"))] for r in rows
+    ]
     output.table("Fixed prompts", [Column("prompt", min_width=12), "base", "tuned"], table)
 
 

@@ -29,13 +29,6 @@ def prompt_value(prompt: Any) -> str | list[dict[str, str]]:
     return prompt if isinstance(prompt, str) else prompt_messages(prompt)
 
 
-def prompt_label(prompt: Any) -> str:
-    """A one-line human form of a stored prompt: the string, or `role: content` turns joined by ` / `."""
-    if isinstance(prompt, str):
-        return prompt
-    return " / ".join(f"{m.get('role')}: {m.get('content')}" for m in prompt_messages(prompt))
-
-
 class FixedPrompts:
     """The recipe's fixed prompts and each model's greedy answer to them, kept as registry rows (`self.rows`)."""
 
