@@ -43,6 +43,7 @@ NEEDS_MODEL = {
     "tune_real",
     "tune_quickstart",
     "plan_accuracy",
+    "generation_speed",
 }
 LATEST_MD = Path(__file__).resolve().parent / "LATEST.md"
 README = REPO_ROOT / "README.md"

@@ -18,6 +18,13 @@ class TrainSize:
 
 
 @dataclass(frozen=True)
+class GenerationSize:
+    prompts: int
+    batch_size: int
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     # Training precision of the identical-settings comparisons, the same on both sides. `auto`: what ftkit's own
@@ -45,6 +52,8 @@ class Preset:
     # fit in ~13 minutes; 20 steps make the first, slower step a small part of the measured train loop.
     plan: TrainSize = TrainSize(batch_size=4, steps=20, max_seq_len=128)
     plan_probe_steps: int = 3  # `ftkit plan --probe-steps` (its default)
+    # generation_speed: rows/s of batched generation; 32 prompts keep the one-by-one side near 30 s on 2 cores.
+    generation: GenerationSize = GenerationSize(prompts=32, batch_size=8, max_new_tokens=32)
 
 
 SMALL = Preset(
@@ -103,6 +112,7 @@ SMOKE = Preset(
     precision_reps=2,
     plan=TrainSize(batch_size=2, steps=2, max_seq_len=64),
     plan_probe_steps=1,
+    generation=GenerationSize(prompts=4, batch_size=2, max_new_tokens=4),
 )
 
 PRESETS = {preset.name: preset for preset in (SMALL, GPU, SMOKE)}

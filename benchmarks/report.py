@@ -30,6 +30,7 @@ ORDER = (
     "tune_real",
     "tune_quickstart",
     "plan_accuracy",
+    "generation_speed",
 )
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
@@ -71,6 +72,11 @@ SUMMARY = (
         "plan_accuracy",
         ("time_lora", "time_full"),
         "`ftkit plan` predicted / measured training time: lora · full (target 0.70–1.30)",
+    ),
+    (
+        "generation_speed",
+        ("ratio_loop", "ratio_plain"),
+        "batched generation rows/s, ftkit / one row at a time · ftkit / plain `model.generate`",
     ),
     (
         "cli_latency",
