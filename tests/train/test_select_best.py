@@ -29,7 +29,7 @@ def contradicting_rows(colour: str, count: int) -> list[dict]:
     ]
 
 
-def run_rising(tmp_path: Path, model_dir: Path, method: str, rate: str) -> tuple[dict, Path]:
+def run_rising(tmp_path: Path, model_dir: Path, method: str, rate: str) -> tuple[dict, Path, str]:
     train = write_jsonl(tmp_path / "data" / "train.jsonl", contradicting_rows("red", 64))
     evaluation = write_jsonl(tmp_path / "data" / "eval.jsonl", contradicting_rows("blue", 16))
     extra = "evaluation:\n  every_steps: 2\n  select_best: eval.loss\n  compare_base: false\n"
@@ -43,7 +43,7 @@ def run_rising(tmp_path: Path, model_dir: Path, method: str, rate: str) -> tuple
     from ftkit.registry.store import RunRegistry
 
     loaded = RunRegistry.open(tmp_path / "reg").load_run(json.loads(result.stdout)["run_id"])
-    return loaded, Path(json.loads(result.stdout)["output_dir"])
+    return loaded, Path(json.loads(result.stdout)["output_dir"]), result.stderr
 
 
 def reloaded_eval_loss(output_dir: Path, eval_file: Path) -> float:
@@ -71,7 +71,7 @@ def reloaded_eval_loss(output_dir: Path, eval_file: Path) -> float:
 def test_rising_eval_loss_keeps_an_earlier_step_and_the_output_reproduces_it(
     tmp_path, tiny_model_dir, method, rate
 ):
-    loaded, output_dir = run_rising(tmp_path, tiny_model_dir, method, rate)
+    loaded, output_dir, summary = run_rising(tmp_path, tiny_model_dir, method, rate)
     points = {row["step"]: row["eval_loss"] for row in loaded["history"] if "eval_loss" in row}
     assert sorted(points) == [2, 4, 6, 8, 10, 12]
     lowest = min(points, key=points.get)
@@ -87,6 +87,7 @@ def test_rising_eval_loss_keeps_an_earlier_step_and_the_output_reproduces_it(
     [event] = [e for e in loaded["events"] if e["kind"] == "best"]
     assert event["best_step"] == lowest and event["metric"] == "eval.loss"
     assert f"step {lowest} of 12" in event["message"] and "lower is better" in event["message"]
+    assert f"best step (select_best)\t{lowest} (eval.loss " in summary
 
 
 def test_higher_is_better_metric_keeps_the_maximum_and_restores_its_weights():

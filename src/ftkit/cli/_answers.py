@@ -16,7 +16,7 @@ def one_line(text: Any) -> str:
     return " ↵ ".join(str(text).splitlines()) or "''"
 
 
-def _title(answers: dict, include_all: bool) -> str:
+def _title(include_all: bool) -> str:
     return "Answers (all)" if include_all else "Answers (changed)"
 
 
@@ -39,7 +39,7 @@ def show_answers(out: Output, answers: dict, include_all: bool) -> None:
             ]
             for row in rows
         ]
-        out.table(_title(answers, include_all), columns, table)
+        out.table(_title(include_all), columns, table)
     if not include_all:
         count = answers["unchanged"]
         if count or not rows:
@@ -57,7 +57,7 @@ def answers_markdown(answers: dict, include_all: bool) -> list[str]:
     """Markdown lines for the answers section (empty when neither run stored answers)."""
     if not answers.get("paired"):
         return []
-    lines = ["", f"#### {_title(answers, include_all)}", ""]
+    lines = ["", f"#### {_title(include_all)}", ""]
     if answers["rows"]:
         lines += ["| prompt | reference | A | B |", "|---|---|---|---|"]
         for row in answers["rows"]:

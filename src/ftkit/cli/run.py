@@ -267,6 +267,7 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
             f"{fmt(metrics.get('train.loss_first'))} → {fmt(metrics.get('train.loss_last'))}",
         ],
         ["steps", metrics.get("train.steps")],
+        *_best_step(metrics),
         [
             "trainable params",
             f"{fmt(metrics.get('train.trainable_params'))} "
@@ -288,6 +289,15 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
         output.note(
             f"[yellow]interrupted: what was trained is saved in {escape(str(result.output_dir))}[/yellow]"
         )
+
+
+def _best_step(metrics: dict) -> list[list[Any]]:
+    """The `select_best` fact row: which step's weights were kept, and its score (`train.best_eval_<name>`)."""
+    if "train.best_step" not in metrics:
+        return []
+    scores = [(key, value) for key, value in metrics.items() if key.startswith("train.best_eval_")]
+    score = f" (eval.{scores[0][0].removeprefix('train.best_eval_')} {fmt(scores[0][1])})" if scores else ""
+    return [["best step (select_best)", f"{metrics['train.best_step']}{score}"]]
 
 
 def _fixed_prompts(output: Output, rows: list[dict]) -> None:
