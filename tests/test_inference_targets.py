@@ -3,6 +3,7 @@ tiny models: a plain folder, a run output, registry runs (LoRA, and prompt tunin
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -159,3 +160,84 @@ def test_a_classification_model_folder_is_a_classification_target(tmp_path, tiny
     assert locate_target(str(folder)).task == "classification"
     target = load_target(folder)
     assert (target.task, target.labels) == ("classification", ["cool", "warm"])
+
+
+def write_tiny_gguf(model_dir: Path, path: Path) -> Path:
+    """The tiny Llama and its tokenizer written as a float32 GGUF file, as llama.cpp's converter lays it out
+    (tensor names, q/k rows permuted for its rotary layout, GPT-2-style BPE vocabulary and merges)."""
+    import gguf
+    import numpy as np
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    config = model.config
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_vocab_size(config.vocab_size)
+    data = json.loads(tokenizer.backend_tokenizer.to_str())
+    tokens = [token for token, _ in sorted(data["model"]["vocab"].items(), key=lambda item: item[1])]
+    special = {added["content"] for added in data["added_tokens"]}
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types(
+        [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens]
+    )
+    writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in data["model"]["merges"]])
+    writer.add_bos_token_id(tokenizer.bos_token_id)
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    writer.add_pad_token_id(tokenizer.pad_token_id)
+    writer.add_chat_template(tokenizer.chat_template)
+
+    def permute(rows, heads):
+        return (
+            rows.reshape(heads, 2, rows.shape[0] // heads // 2, *rows.shape[1:])
+            .swapaxes(1, 2)
+            .reshape(rows.shape)
+        )
+
+    top = {
+        "model.embed_tokens.weight": "token_embd",
+        "model.norm.weight": "output_norm",
+        "lm_head.weight": "output",
+    }
+    parts = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+             "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}  # fmt: skip
+    for name, tensor in model.state_dict().items():
+        array = tensor.float().numpy()
+        if name in top:
+            out = top[name]
+        else:
+            layer, part = name.split(".")[2], ".".join(name.split(".")[3:-1])
+            out = f"blk.{layer}.{parts[part]}"
+            if part == "self_attn.q_proj":
+                array = permute(array, config.num_attention_heads)
+            elif part == "self_attn.k_proj":
+                array = permute(array, config.num_key_value_heads)
+        writer.add_tensor(f"{out}.weight", np.ascontiguousarray(array, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_gguf_file_loads_with_the_folder_weights_and_answers(tiny_model_dir, tmp_path):
+    import torch
+
+    path = write_tiny_gguf(tiny_model_dir, tmp_path / "tiny.gguf")
+    target = load_target(path)
+    assert (target.source.kind, target.task, target.use_cache) == ("gguf", "causal-lm", True)
+    folder = load_target(tiny_model_dir)
+    ours, theirs = target.model.state_dict(), folder.model.state_dict()
+    assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
+    for prompt in PROMPTS[:2]:
+        assert generate(target, prompt, 12) == reference_greedy(tiny_model_dir, prompt)

@@ -136,3 +136,12 @@ def test_a_plain_model_folder_generates(tiny_model_dir):
     rows = json_lines(cli(str(tiny_model_dir), "--prompt", PROMPTS[0], "--max-new-tokens", "12", "--json"))
     assert rows[0]["answer"] == reference_greedy(tiny_model_dir, PROMPTS[0])
     assert rows[0]["run_id"] is None
+
+
+def test_a_gguf_file_generates(tiny_model_dir, tmp_path):
+    from tests.test_inference_targets import reference_greedy, write_tiny_gguf
+
+    path = write_tiny_gguf(tiny_model_dir, tmp_path / "tiny.gguf")
+    rows = json_lines(cli(str(path), "--prompt", PROMPTS[1], "--max-new-tokens", "12", "--json"))
+    assert rows[0]["answer"] == reference_greedy(tiny_model_dir, PROMPTS[1])
+    assert rows[0]["target"] == str(path)
