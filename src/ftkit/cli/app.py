@@ -63,6 +63,10 @@ COMMANDS: dict[str, CommandEntry] = {
         "ftkit.cli.chat",
         "Talk with a registry run or any model in the terminal: multi-turn, streamed, /reset and /exit.",
     ),
+    "eval": CommandEntry(
+        "ftkit.cli.eval",
+        "Evaluate a run or model on a data file and record the result in the registry.",
+    ),
     "log": CommandEntry(
         "ftkit.cli.log",
         "Show the history of runs, newest first, with what changed from each run to the next.",
