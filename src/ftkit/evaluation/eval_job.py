@@ -256,7 +256,8 @@ def _read(request: EvalRequest, source: Any, recipe: dict) -> tuple[str, str, li
     examples = report.examples[: request.max_rows] if request.max_rows else report.examples
     if not examples:
         raise DataError(f"{request.data}: no rows to evaluate", hint="give a file with at least one row")
-    return report.format, report.format_reason, examples, len(report.examples)
+    reason = detected.format_reason if fmt == report.format else report.format_reason
+    return report.format, reason, examples, len(report.examples)
 
 
 def _check_labels(plan: EvalPlan) -> None:
