@@ -128,6 +128,16 @@ def test_overfitting_needs_eval_two_percent_above_its_lowest_while_train_falls(l
         assert sets(item.command) == ["training.epochs=1.0"]  # 2 epochs × step 6 of 12
 
 
+def test_overfitting_with_select_best_says_the_output_already_is_the_kept_step():
+    losses = [2.0 - 0.1 * i for i in range(12)]
+    run = make_run(losses, evals=[2.0, 1.8, 1.9, 2.0], metrics={"train.best_step": 6})
+    item = finding(run, "overfitting")
+    assert item.severity == "low"
+    assert "saved output is step 6's" in item.title
+    assert item.action.startswith("nothing is lost in the output")
+    assert sets(item.command) == ["training.epochs=1.0"]
+
+
 def test_eval_rising_with_train_rising_is_not_overfitting():
     losses = [1.0] * 6 + [1.1] * 6
     assert "overfitting" not in ids(make_run(losses, evals=[2.0, 1.8, 1.9, 2.0]))

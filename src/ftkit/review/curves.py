@@ -125,14 +125,31 @@ def overfitting(facts: Facts) -> Finding | None:
         return None
     key, value = facts.longer_run(best_step / max(facts.steps, last_step))
     regularise = "method.dropout (0.1)" if facts.method in LORA_FAMILY else "training.weight_decay (0.01)"
+    evidence = (
+        f"eval loss {fmt(best_loss)} → {fmt(last_loss)} over the last {len(evals) - best} evaluations "
+        f"(steps {best_step} → {last_step}) while train loss {fmt(train_at_best)} → {fmt(train_at_end)}"
+    )
+    kept = facts.metric("train.best_step")
+    if (
+        kept is not None
+    ):  # evaluation.select_best already saved the best step: only the time after it was wasted
+        return Finding(
+            id="overfitting",
+            severity="low",
+            title="overfitting after the kept step: the saved output is step "
+            f"{int(kept)}'s (evaluation.select_best)",
+            evidence=evidence,
+            action=(
+                f"nothing is lost in the output; to spend less time, stop near step {best_step} "
+                f"({key.split('.')[1]} {value}), or regularise more to train longer: {regularise}"
+            ),
+            command=facts.rerun((key, value)),
+        )
     return Finding(
         id="overfitting",
         severity="medium",
         title="overfitting: eval loss rose while train loss fell",
-        evidence=(
-            f"eval loss {fmt(best_loss)} → {fmt(last_loss)} over the last {len(evals) - best} evaluations "
-            f"(steps {best_step} → {last_step}) while train loss {fmt(train_at_best)} → {fmt(train_at_end)}"
-        ),
+        evidence=evidence,
         action=(
             f"stop where eval loss was lowest (step {best_step}: {key.split('.')[1]} {value}); "
             f"or keep the length and regularise more: {regularise}"
