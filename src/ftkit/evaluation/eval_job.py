@@ -359,8 +359,6 @@ def record(outcome: EvalOutcome, registry: Any) -> str:
     data = data_fingerprint(plan.request.data, rows=len(plan.examples), format=plan.data_format)
     data.update({"file_rows": plan.file_rows, **outcome.truncation})
     settings = dict(plan.settings)
-    if outcome.judge.get("settings"):
-        settings["judge"] = outcome.judge["settings"]
     source = plan.source
     evaluated = None if source.run_id else (source.path if source.kind != "hub" else source.ref)
     eval_record = EvalRecord(

@@ -130,6 +130,7 @@ def run_judge(
         "rubric_sha256": hashlib.sha256(plan.rubric.text.encode("utf-8")).hexdigest(),
         "max_new_tokens": plan.max_new_tokens if plan.url is None else None,
     }
+    outcome.plan.settings["judge"] = settings  # recorded with the other settings; diff compares them
     rows = [
         {
             "prompt": question_text(e.data),
