@@ -261,3 +261,28 @@ def test_plain_model_base_and_a_run_without_weights_are_refused(runs, tiny_model
     error = _refused(runs.registry, run_id, "--data", runs.eval_file)
     assert f"run {run_id} cut-short (interrupted) has no saved weights" in error
     assert f"ftkit rerun {run_id}" in error
+
+
+def test_ctrl_c_records_nothing_and_exits_130(runs):
+    import os
+    import signal
+    import sys
+
+    before = state(runs.registry)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ftkit", "eval", runs.prompt["run_id"], "--data", str(runs.eval_file), "--base",
+         "--max-new-tokens", "64", "--registry", str(runs.registry)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    seen = []
+    for line in process.stdout:  # interrupt once the model starts loading: the run is mid-way
+        seen.append(line)
+        if line.startswith("… loading"):
+            process.send_signal(signal.SIGINT)
+            break
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, "".join(seen) + out + err
+    assert "interrupted by the user: nothing was recorded" in err
+    assert "Traceback" not in err
+    assert state(runs.registry) == before

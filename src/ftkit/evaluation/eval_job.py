@@ -10,13 +10,12 @@ not compile, `--base` on a plain model, a run that saved no weights, a judge tha
 the checker `ftkit run` uses (same readers, format detection, column mapping) and, for a run, rendered and encoded
 as the run did (its saved tokenizer and chat template, `training.max_seq_len`, `data.train_on`). Scoring reuses
 `ftkit.evaluation.evaluate` (loss, greedy answers through each method's decoding, the generation metrics) and
-`classification_report`. Judge glue: `ftkit.evaluation.judging`; rows and artifacts: `ftkit.evaluation.eval_rows`.
+`classification_report`. Judge glue: `ftkit.evaluation.judging`; reading, rows and artifacts: `ftkit.evaluation.eval_rows`.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +27,6 @@ from ftkit.evaluation.scoring import generation_metrics, metric_problems, resolv
 
 # Formats whose rows have a prompt and a reference answer, so answers can be generated and scored.
 ANSWERABLE = ("chat", "instruction", "completion")
-# Formats that render to the same canonical rows (`messages`), so a run trained on one reads the other identically.
-SAME_ROWS = {"chat": {"chat", "instruction"}, "instruction": {"chat", "instruction"}}
 PLAIN_MAX_SEQ_LEN = 2048  # a plain model's rows are cut here (or at its positions, when fewer)
 
 
@@ -116,7 +113,7 @@ def prepare(request: EvalRequest, registry: Any) -> EvalPlan:
     input. `registry` is an open RunRegistry or None (a path or Hub id needs none)."""
     from ftkit.targets import locate_target
 
-    _check_file(request.data)
+    eval_rows.check_file(request.data)
     source = locate_target(request.ref, registry)
     is_run = source.kind in ("run", "run-output")
     if request.base and not is_run:
@@ -127,10 +124,10 @@ def prepare(request: EvalRequest, registry: Any) -> EvalPlan:
         )
     recipe = _resolved(source) if is_run else {}
     evaluation = recipe.get("evaluation") or {}
-    data_format, reason, examples, file_rows = _read(request, source, recipe)
+    data_format, reason, examples, file_rows = eval_rows.read(request, source, recipe)
     task = source.task
     plan = EvalPlan(request, source, task, data_format, reason, examples, file_rows, [], {}, recipe)
-    plan.labels = _labels_of(source)
+    plan.labels = eval_rows.label_names(source)
     if task is not None:
         finish_checks(plan)
     settings = plan.settings
@@ -170,7 +167,7 @@ def finish_checks(plan: EvalPlan) -> None:
             hint="evaluate it on chat, instruction, completion or text rows",
         )
     if task == "classification" and plan.labels is not None:
-        _check_labels(plan)
+        eval_rows.check_labels(plan)
     evaluation = plan.recipe.get("evaluation") or {}
     regex = request.answer_regex if request.answer_regex is not None else evaluation.get("answer_regex")
     answerable = fmt in ANSWERABLE
@@ -203,77 +200,10 @@ def finish_checks(plan: EvalPlan) -> None:
     plan.settings.update({"metrics": names, "answer_regex": regex})
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DataError(f"{path}: no such data file", hint="check the path given to --data")
-    if not path.is_file():
-        raise DataError(
-            f"{path}: not a file",
-            hint="--data takes one .jsonl, .json, .csv, .tsv or .parquet file (its bytes are fingerprinted)",
-        )
-
-
 def _resolved(source: Any) -> dict[str, Any]:
     from ftkit.inference import read_resolved
 
     return read_resolved(source.path) or {}
-
-
-def _labels_of(source: Any) -> list[str] | None:
-    """Class names without loading the model: a run's labels.json, a model folder's id2label."""
-    folder = Path(source.path)
-    try:
-        if source.kind in ("run", "run-output") and (folder / "labels.json").is_file():
-            return [str(label) for label in json.loads((folder / "labels.json").read_text(encoding="utf-8"))]
-        if source.kind == "model-folder" and source.task == "classification":
-            id2label = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("id2label") or {}
-            return [str(id2label[key]) for key in sorted(id2label, key=int)]
-    except (OSError, ValueError, KeyError):
-        return None
-    return None
-
-
-def _read(request: EvalRequest, source: Any, recipe: dict) -> tuple[str, str, list[Any], int]:
-    """Rows read and checked as `ftkit run` reads eval data; for a run, in the format it trained on."""
-    from ftkit.data.check import check_file
-    from ftkit.data.dataset import load_checked
-    from ftkit.data.formats import FORMAT_FIELDS
-
-    data = recipe.get("data") or {}
-    columns = {str(k): str(v) for k, v in (data.get("columns") or {}).items()}
-    trained = data.get("format") if recipe else None
-    detected = check_file(request.data, "auto", columns, tokens=False)
-    fmt = detected.format
-    if trained and fmt in FORMAT_FIELDS and fmt not in SAME_ROWS.get(trained, {trained}):
-        fields = ", ".join(FORMAT_FIELDS[trained])
-        raise DataError(
-            f"{request.data}: the rows are in {fmt} format ({detected.format_reason}), but {source.label} was "
-            f"trained on {trained} data",
-            hint=f"evaluate it on {trained} rows (fields: {fields}; the run's eval file has that shape), or "
-            f"convert the file; `ftkit data check {request.data}` shows how it is read",
-        )
-    report = load_checked(request.data, fmt if fmt in FORMAT_FIELDS else (trained or "auto"), columns)
-    examples = report.examples[: request.max_rows] if request.max_rows else report.examples
-    if not examples:
-        raise DataError(f"{request.data}: no rows to evaluate", hint="give a file with at least one row")
-    reason = detected.format_reason if fmt == report.format else report.format_reason
-    return report.format, reason, examples, len(report.examples)
-
-
-def _check_labels(plan: EvalPlan) -> None:
-    known = plan.labels or []
-    problems = [
-        f"{plan.request.data}:{example.line}: label {example.data['label']!r} is not one of the model's labels "
-        f"({', '.join(known)})"
-        for example in plan.examples
-        if str(example.data["label"]) not in known
-    ]
-    if problems:
-        raise DataError(
-            f"{plan.request.data}: {len(problems)} row(s) have a label the model does not know",
-            problems=problems[:20],
-            hint="evaluate on rows labelled with the classes the model was trained on",
-        )
 
 
 # -- evaluating ---------------------------------------------------------------------------------------------

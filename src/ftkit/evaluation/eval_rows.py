@@ -1,4 +1,4 @@
-"""`ftkit eval`'s rows: encoded as the run encoded them, scored by the same loop `ftkit run` uses, merged into one
+"""`ftkit eval`'s rows: read and checked as `ftkit run` reads eval data, encoded as the run encoded them, scored by the same loop `ftkit run` uses, merged into one
 per-row record (tuned beside base), and written as the eval record's artifacts.
 
 The predictions file (`predictions.jsonl`) has one JSON object per evaluated row, in file order:
@@ -20,7 +20,11 @@ from ftkit.data.render import reference_text
 from ftkit.errors import DataError
 
 if TYPE_CHECKING:
-    from ftkit.evaluation.eval_job import EvalOutcome, EvalPlan
+    from ftkit.evaluation.eval_job import EvalOutcome, EvalPlan, EvalRequest
+
+
+# Formats that render to the same canonical rows (`messages`), so a run trained on one reads the other identically.
+SAME_ROWS = {"chat": {"chat", "instruction"}, "instruction": {"chat", "instruction"}}
 
 
 @dataclass
@@ -43,6 +47,74 @@ def question_text(example: dict[str, Any]) -> str:
             return str(turns[0]["content"])
         return "\n\n".join(f"{turn['role']}: {turn['content']}" for turn in turns)
     return str(example.get("prompt", ""))
+
+
+def check_file(path: Path) -> None:
+    """DataError (exit 2) unless `path` is an existing file."""
+    if not path.exists():
+        raise DataError(f"{path}: no such data file", hint="check the path given to --data")
+    if not path.is_file():
+        raise DataError(
+            f"{path}: not a file",
+            hint="--data takes one .jsonl, .json, .csv, .tsv or .parquet file (its bytes are fingerprinted)",
+        )
+
+
+def label_names(source: Any) -> list[str] | None:
+    """Class names without loading the model: a run's labels.json, a model folder's id2label."""
+    folder = Path(source.path)
+    try:
+        if source.kind in ("run", "run-output") and (folder / "labels.json").is_file():
+            return [str(label) for label in json.loads((folder / "labels.json").read_text(encoding="utf-8"))]
+        if source.kind == "model-folder" and source.task == "classification":
+            id2label = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("id2label") or {}
+            return [str(id2label[key]) for key in sorted(id2label, key=int)]
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
+def read(request: EvalRequest, source: Any, recipe: dict) -> tuple[str, str, list[Any], int]:
+    """Rows read and checked as `ftkit run` reads eval data; for a run, in the format it trained on."""
+    from ftkit.data.check import check_file as check_data_file
+    from ftkit.data.dataset import load_checked
+    from ftkit.data.formats import FORMAT_FIELDS
+
+    data = recipe.get("data") or {}
+    columns = {str(k): str(v) for k, v in (data.get("columns") or {}).items()}
+    trained = data.get("format") if recipe else None
+    detected = check_data_file(request.data, "auto", columns, tokens=False)
+    fmt = detected.format
+    if trained and fmt in FORMAT_FIELDS and fmt not in SAME_ROWS.get(trained, {trained}):
+        fields = ", ".join(FORMAT_FIELDS[trained])
+        raise DataError(
+            f"{request.data}: the rows are in {fmt} format ({detected.format_reason}), but {source.label} was "
+            f"trained on {trained} data",
+            hint=f"evaluate it on {trained} rows (fields: {fields}; the run's eval file has that shape), or "
+            f"convert the file; `ftkit data check {request.data}` shows how it is read",
+        )
+    report = load_checked(request.data, fmt if fmt in FORMAT_FIELDS else (trained or "auto"), columns)
+    examples = report.examples[: request.max_rows] if request.max_rows else report.examples
+    if not examples:
+        raise DataError(f"{request.data}: no rows to evaluate", hint="give a file with at least one row")
+    reason = detected.format_reason if fmt == report.format else report.format_reason
+    return report.format, reason, examples, len(report.examples)
+
+
+def check_labels(plan: EvalPlan) -> None:
+    known = plan.labels or []
+    problems = [
+        f"{plan.request.data}:{example.line}: label {example.data['label']!r} is not one of the model's labels "
+        f"({', '.join(known)})"
+        for example in plan.examples
+        if str(example.data["label"]) not in known
+    ]
+    if problems:
+        raise DataError(
+            f"{plan.request.data}: {len(problems)} row(s) have a label the model does not know",
+            problems=problems[:20],
+            hint="evaluate on rows labelled with the classes the model was trained on",
+        )
 
 
 def encode(plan: EvalPlan, tokenizer: Any) -> tuple[list[dict[str, Any]], dict[str, int]]:
