@@ -29,9 +29,7 @@ def test_first_run_model_try_and_tag_but_nothing_to_compare():
     steps = dict(next_steps(ME, OUTPUT, "causal-lm", [{"id": ME, "name": "calm-heron"}], None))
     assert list(steps) == ["model", "try it", "tag it"]
     assert steps["model"] == OUTPUT
-    assert OUTPUT in python_literals(steps["try it"])
-    code = shlex.split(steps["try it"])[2]
-    assert "from ftkit.inference import load_trained_model, generate" in code
+    assert steps["try it"] == "ftkit chat 2025010"  # an interactive session with this run's model
     assert steps["tag it"] == "ftkit tag 2025010 NAME"  # the shortest unique prefix, at least 7 characters
 
 
@@ -52,7 +50,7 @@ def test_registry_option_is_carried(tmp_path, monkeypatch):
     registry = tmp_path / "my registry"
     runs = [{"id": ME}, {"id": PREVIOUS}]
     steps = dict(next_steps(ME, OUTPUT, "causal-lm", runs, registry))
-    for what in ("compare", "tag it"):
+    for what in ("try it", "compare", "tag it"):
         argv = shlex.split(steps[what])
         assert argv[-2:] == ["--registry", str(registry)], steps[what]
     monkeypatch.setenv(

@@ -137,13 +137,19 @@ def test_run_ends_with_next_steps_that_work(lora_run):
     assert steps["model"] == payload["output_dir"]
     assert "compare" not in steps  # the first run of this registry has nothing before it
     argv = shlex.split(steps["try it"])
-    assert argv[0] == "python"
-    tried = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=600)
+    assert argv[:2] == ["ftkit", "chat"]
+    tried = subprocess.run(
+        [sys.executable, "-m", "ftkit", *argv[1:]],
+        input="Hello!\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert tried.returncode == 0, tried.stderr[-2000:]
     assert "kernels-community" not in tried.stderr  # peft's import of bitsandbytes stays quiet
     from ftkit.inference import generate, load_trained_model  # what the printed line should have printed
 
-    assert tried.stdout == generate(load_trained_model(payload["output_dir"]), "Hello!") + "\n"
+    assert tried.stdout.rstrip("\n") == generate(load_trained_model(payload["output_dir"]), "Hello!")
     tag = shlex.split(steps["tag it"].replace(" NAME", " tried"))
     assert tag[:2] == ["ftkit", "tag"] and tag[-2:] == ["--registry", str(root / "registry")]
     assert runner.invoke(app, tag[1:]).exit_code == 0

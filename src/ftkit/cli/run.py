@@ -333,28 +333,25 @@ def next_steps(
 
     from ftkit.cli.formatting import unique_prefixes
 
-    steps = []
-    if output_dir:
-        steps.append(("model", str(output_dir)))
-        target = json.dumps(str(output_dir))  # a Python string literal (JSON's quoting is Python's)
-        if task == "classification":
-            code = (
-                f"from ftkit.inference import load_trained_model; t = load_trained_model({target}); "
-                'x = t.tokenizer("Some text to classify", return_tensors="pt"); '
-                "print(t.labels[t.model(**x).logits.argmax(-1).item()])"
-            )
-        else:
-            code = (
-                "from ftkit.inference import load_trained_model, generate; "
-                f'print(generate(load_trained_model({target}), "Hello!"))'
-            )
-        steps.append(("try it", f"python -c {shlex.quote(code)}"))
     flag = ""
     if registry_path is not None and os.environ.get("FTKIT_REGISTRY") != str(registry_path):
         flag = f" --registry {shlex.quote(str(registry_path))}"
     ids = [run["id"] for run in runs]
     short = unique_prefixes(ids, (run.get("name") or "" for run in runs))
     me = short.get(run_id, run_id)
+    steps = []
+    if output_dir:
+        steps.append(("model", str(output_dir)))
+        if task == "classification":  # `ftkit chat` generates text; a classifier is tried from Python
+            target = json.dumps(str(output_dir))  # a Python string literal (JSON's quoting is Python's)
+            code = (
+                f"from ftkit.inference import load_trained_model; t = load_trained_model({target}); "
+                'x = t.tokenizer("Some text to classify", return_tensors="pt"); '
+                "print(t.labels[t.model(**x).logits.argmax(-1).item()])"
+            )
+            steps.append(("try it", f"python -c {shlex.quote(code)}"))
+        else:
+            steps.append(("try it", f"ftkit chat {me}{flag}"))
     position = ids.index(run_id) if run_id in ids else None
     if position is not None and position + 1 < len(ids):
         if position == 0:
