@@ -126,3 +126,15 @@ def test_repeated_prompts_pair_in_order_and_long_answers_are_cut(tmp_path):
         registry.commit_run(record)
     stored = registry.load_run(record.run_id)["samples"][0]["tuned"]
     assert stored == "x" * MAX_SAMPLE_CHARS + "…"
+
+
+def test_show_lists_the_fixed_prompts_answers_and_counts_the_eval_samples(runs):
+    table = invoke("show", runs["a"]).output
+    assert "Answers to the fixed prompts" in table
+    [line] = [line for line in table.splitlines() if line.startswith("what is the color of the cat")]
+    assert line.split("\t") == ["what is the color of the cat", "?", "red"]
+    assert "system: one word / user: what is the color of the owl\t?\twhite" in table
+    assert "2 generated eval sample(s) stored" in table
+    shown = json.loads(invoke("show", runs["a"], "--json").stdout)
+    assert shown["samples"] == A_SAMPLES  # every stored row, as stored
+    assert "Answers" not in invoke("show", runs["c"]).output  # recorded without answers: no section

@@ -147,6 +147,7 @@ def show_command(
                 f"store; `ftkit registry verify --registry {reg.root}` checks every file's sha256"
             )
     _evals_section(out, evals, run_id)
+    _answers_section(out, loaded.get("samples") or [], run_id)
     _review_section(out, loaded, run_id, registry)
 
 
@@ -186,6 +187,31 @@ def _evals_section(out: Output, records: list[dict], run_id: str) -> None:
                 f"evaluation {record.get('id') or '?'} of run {run_id} is damaged: {files} cannot be read; "
                 "`ftkit registry verify` lists the damage"
             )
+
+
+def _answers_section(out: Output, samples: list[dict], run_id: str) -> None:
+    """The fixed prompts' answers (base and tuned) and how many eval samples the run stored (samples.jsonl)."""
+    from ftkit.cli._answers import one_line
+    from ftkit.registry.answers import prompt_label
+
+    prompts = [row for row in samples if isinstance(row, dict) and row.get("kind") == "prompt"]
+    if prompts:
+        rows = [
+            [one_line(prompt_label(row.get("prompt"))), one_line(row.get("base")), one_line(row.get("tuned"))]
+            for row in prompts
+        ]
+        columns = [
+            Column("prompt", min_width=12),
+            Column("base", min_width=12),
+            Column("tuned", min_width=12),
+        ]
+        out.table("Answers to the fixed prompts", columns, rows)
+    generated = sum(isinstance(row, dict) and row.get("kind") == "eval" for row in samples)
+    if generated:
+        out.hint(
+            f"{generated} generated eval sample(s) stored: `ftkit show {run_id} --json` lists them, "
+            "`ftkit diff A B` compares them"
+        )
 
 
 def _review_section(out: Output, loaded: dict, run_id: str, registry: Path | None) -> None:
