@@ -44,6 +44,7 @@ NEEDS_MODEL = {
     "tune_quickstart",
     "plan_accuracy",
     "generation_speed",
+    "eval_speed",
 }
 LATEST_MD = Path(__file__).resolve().parent / "LATEST.md"
 README = REPO_ROOT / "README.md"

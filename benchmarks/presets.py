@@ -25,6 +25,14 @@ class GenerationSize:
 
 
 @dataclass(frozen=True)
+class EvalSpeedSize:
+    rows: int  # eval rows whose loss is measured
+    generate: int  # of which this many are answered and scored
+    batch_size: int
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     # Training precision of the identical-settings comparisons, the same on both sides. `auto`: what ftkit's own
@@ -54,6 +62,8 @@ class Preset:
     plan_probe_steps: int = 3  # `ftkit plan --probe-steps` (its default)
     # generation_speed: rows/s of batched generation; 32 prompts keep the one-by-one side near 30 s on 2 cores.
     generation: GenerationSize = GenerationSize(prompts=32, batch_size=8, max_new_tokens=32)
+    # eval_speed: rows/s of evaluation (loss over `rows`, generation metrics on `generate` of them).
+    eval_speed: EvalSpeedSize = EvalSpeedSize(rows=64, generate=16, batch_size=8, max_new_tokens=32)
 
 
 SMALL = Preset(
@@ -113,6 +123,7 @@ SMOKE = Preset(
     plan=TrainSize(batch_size=2, steps=2, max_seq_len=64),
     plan_probe_steps=1,
     generation=GenerationSize(prompts=4, batch_size=2, max_new_tokens=4),
+    eval_speed=EvalSpeedSize(rows=4, generate=2, batch_size=2, max_new_tokens=4),
 )
 
 PRESETS = {preset.name: preset for preset in (SMALL, GPU, SMOKE)}

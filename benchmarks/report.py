@@ -31,6 +31,7 @@ ORDER = (
     "tune_quickstart",
     "plan_accuracy",
     "generation_speed",
+    "eval_speed",
 )
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
@@ -77,6 +78,16 @@ SUMMARY = (
         "generation_speed",
         ("ratio_loop", "ratio_plain"),
         "batched generation rows/s, ftkit / one row at a time · ftkit / plain `model.generate`",
+    ),
+    (
+        "eval_speed",
+        ("loss_ratio_loop", "loss_ratio_plain"),
+        "eval loss rows/s, ftkit `evaluate` / one row at a time · ftkit / plain transformers (same batches)",
+    ),
+    (
+        "eval_speed",
+        ("generation_ratio_loop", "generation_ratio_plain"),
+        "generation metrics rows/s (generate + score), ftkit / one row at a time · ftkit / plain transformers",
     ),
     (
         "cli_latency",
