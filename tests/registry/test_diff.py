@@ -45,6 +45,14 @@ def test_config_changes_skip_noise_and_show_only_changes():
         ("train.tokens_per_sec", 1),
         ("eval.exact_match", 1),
         ("train.steps", 0),
+        ("evals.test.judge.pass_rate", 1),
+        ("evals.test.judge.mean_score", 1),
+        ("evals.test.judge.agreement.exact_match", 1),
+        ("evals.test.judge.kappa.exact_match", 1),
+        ("evals.test.judge_pairwise.win_rate", 1),
+        ("evals.test.judge_pairwise.loss_rate", -1),
+        ("evals.test.judge_pairwise.position_consistency", 1),
+        ("evals.test.judge.unparsed", -1),
     ],
 )
 def test_direction(metric, sense):

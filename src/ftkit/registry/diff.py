@@ -31,14 +31,14 @@ NOISE_KEYS = {
 _NOISE_SUFFIXES = ("output_dir", "output_path", "logging_dir", "run_name", "run_id", "cache_dir")
 
 _LOWER_BETTER = re.compile(
-    r"loss|perplexity|ppl|wall_time|runtime|duration|seconds|latency|memory|mem_|_mem|vram|error|wer|cer|"
+    r"loss|perplexity|ppl|wall_time|runtime|duration|seconds|latency|memory|mem_|_mem|vram|error|wer|cer|unparsed|"
     r"(?:^|[._])time(?:$|[._])",
     re.IGNORECASE,
 )
 _HIGHER_BETTER = re.compile(
     r"accuracy|(?:^|[._])acc(?:$|[._])|tokens_per_s|samples_per_s|steps_per_s|per_sec|throughput|f1|"
     r"exact_match|(?:^|[._])em(?:$|[._])|bleu|rouge|precision|recall|reward|win_rate|score|auc|"
-    r"(?<!mis)match|(?<!in)valid|json_field|contains",
+    r"(?<!mis)match|(?<!in)valid|json_field|contains|pass_rate|agreement|kappa|consistency",
     re.IGNORECASE,
 )
 HEADLINE_METRICS = (
