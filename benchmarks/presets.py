@@ -62,8 +62,9 @@ class Preset:
     plan_probe_steps: int = 3  # `ftkit plan --probe-steps` (its default)
     # generation_speed: rows/s of batched generation; 32 prompts keep the one-by-one side near 30 s on 2 cores.
     generation: GenerationSize = GenerationSize(prompts=32, batch_size=8, max_new_tokens=32)
-    # eval_speed: rows/s of evaluation (loss over `rows`, generation metrics on `generate` of them).
-    eval_speed: EvalSpeedSize = EvalSpeedSize(rows=64, generate=16, batch_size=8, max_new_tokens=32)
+    # eval_speed: rows/s of evaluation (loss over `rows`, generation metrics on `generate` of them); 32 + 16 rows
+    # keep a repetition near 90 s on 2 cores (the one-by-one generation side ~30 s of it).
+    eval_speed: EvalSpeedSize = EvalSpeedSize(rows=32, generate=16, batch_size=8, max_new_tokens=32)
 
 
 SMALL = Preset(
