@@ -105,9 +105,10 @@ def test_the_oldest_exchanges_are_dropped_when_the_conversation_no_longer_fits(t
 
 
 def _read_until(fd: int, pattern: str, seen: bytearray, timeout: float = 120.0) -> str:
-    """Read the terminal until `pattern` appears after what was already matched; the text read so far."""
+    """Read the terminal until `pattern` appears after the previous call's match (two outputs may arrive in one
+    read); the text read so far."""
     deadline = time.monotonic() + timeout
-    start = len(seen)
+    start = _matched.get(id(seen), 0)
     while pattern.encode() not in seen[start:]:
         remaining = deadline - time.monotonic()
         assert remaining > 0, f"no {pattern!r} on the terminal; it showed: {bytes(seen[-800:])!r}"
@@ -119,7 +120,11 @@ def _read_until(fd: int, pattern: str, seen: bytearray, timeout: float = 120.0) 
                 chunk = b""
             assert chunk, f"the terminal closed before {pattern!r}; it showed: {bytes(seen[-800:])!r}"
             seen += chunk
+    _matched[id(seen)] = seen.index(pattern.encode(), start) + len(pattern)
     return seen.decode(errors="replace")
+
+
+_matched: dict[int, int] = {}  # per screen buffer: where the last match ended
 
 
 def test_a_terminal_session_streams_replies_resets_and_ends_on_ctrl_c(tiny_model_dir):

@@ -9,7 +9,8 @@ the model's positions, the oldest turns are dropped, and the session says so.
 
 from __future__ import annotations
 
-import contextlib
+import os
+import select
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,6 @@ def chat_command(
     out.hint(COMMANDS_HELP)
     conversation = Conversation(target.tokenizer, system, target.max_length, max_new_tokens)
     options = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
-    if interactive:
-        with contextlib.suppress(ImportError):
-            import readline  # noqa: F401 - line editing and history for input()
     try:
         _session(target, conversation, out, interactive, show_prompt, options)
     except KeyboardInterrupt:
@@ -101,11 +99,11 @@ def _session(target: Any, conversation: Conversation, out: Output, interactive: 
 
     while True:
         try:
-            line = input("you> ") if interactive else sys.stdin.readline()
+            line = read_typed_line("you> ") if interactive else sys.stdin.readline()
         except EOFError:
             return
-        if not interactive and not line:
-            return  # end of the piped input
+        if not line:
+            return  # end of input (Ctrl-D, or the end of the pipe)
         message = line.strip()
         if not message:
             continue
@@ -140,6 +138,31 @@ def _session(target: Any, conversation: Conversation, out: Output, interactive: 
         sys.stdout.write("\n")
         sys.stdout.flush()
         conversation.answered("".join(pieces))
+
+
+_typed: list[bytes] = [
+    b""
+]  # what the terminal sent after the last whole line (two lines may come in one read)
+
+
+def read_typed_line(prompt: str) -> str:
+    """One line typed at the terminal ('' at end of input), read in short select() waits.
+
+    Not input(): the kernel may deliver Ctrl-C's SIGINT to any thread, and torch and the tokenizer start threads
+    of their own; input() then sleeps in the C library until the next key, and Ctrl-C looks ignored. Between
+    waits Python runs, so a pending SIGINT raises KeyboardInterrupt within 0.1 s whichever thread received it."""
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    descriptor = sys.stdin.fileno()
+    while b"\n" not in _typed[0]:
+        if select.select([descriptor], [], [], 0.1)[0]:
+            chunk = os.read(descriptor, 4096)
+            if not chunk:  # end of input: whatever was typed without a newline is the last line
+                line, _typed[0] = _typed[0], b""
+                return line.decode(errors="replace")
+            _typed[0] += chunk
+    line, _, _typed[0] = _typed[0].partition(b"\n")
+    return line.decode(errors="replace") + "\n"
 
 
 def register(app: typer.Typer) -> None:
