@@ -14,12 +14,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ftkit.evaluation.generate import greedy_generate_batch
-
-
-def stop_token_ids(tokenizer: Any) -> list[int]:
-    """The ids that end an answer: the tokenizer's end-of-sequence and pad tokens."""
-    return sorted({t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None})
+from ftkit.evaluation.generate import generate_in_batches, greedy_generate_batch, stop_token_ids
 
 
 def _sampling_kwargs(temperature: float, top_p: float) -> dict[str, Any]:
@@ -55,33 +50,9 @@ def generate_texts(
     if not use_cache:
         return ["".join(_no_cache_pieces(model, tokenizer, p, max_new_tokens, device, temperature, top_p))
                 for p in prompts]  # fmt: skip
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    outputs: list[str] = []
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(prompts), batch_size):
-                batch = tokenizer(
-                    prompts[start : start + batch_size],
-                    add_special_tokens=False,
-                    padding=True,
-                    return_tensors="pt",
-                ).to(device)
-                generated = model.generate(
-                    **batch,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=stop_token_ids(tokenizer) or None,
-                    **_sampling_kwargs(temperature, top_p),
-                )
-                outputs.extend(
-                    tokenizer.batch_decode(
-                        generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
-                    )
-                )
-    finally:
-        tokenizer.padding_side = padding_side
-    return outputs
+    return generate_in_batches(
+        model, tokenizer, prompts, max_new_tokens, device, batch_size, **_sampling_kwargs(temperature, top_p)
+    )
 
 
 def stream_text(

@@ -21,7 +21,7 @@ def greedy_generate(
     import torch
 
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
-    stop_ids = {token for token in (tokenizer.eos_token_id, tokenizer.pad_token_id) if token is not None}
+    stop_ids = set(stop_token_ids(tokenizer))
     model.eval()
     with torch.no_grad():
         if use_cache:
@@ -39,6 +39,11 @@ def greedy_generate(
     return tokenizer.decode(new_tokens, skip_special_tokens=True)
 
 
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """The ids that end an answer: the tokenizer's end-of-sequence and pad tokens."""
+    return sorted({t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None})
+
+
 def greedy_generate_batch(
     model: Any,
     tokenizer: Any,
@@ -49,11 +54,24 @@ def greedy_generate_batch(
     batch_size: int = 8,
 ) -> list[str]:
     """Greedy-decode many prompts. Cached decoding runs left-padded batches; no-cache decoding goes one by one."""
-    import torch
-
     if not use_cache:
         return [greedy_generate(model, tokenizer, p, max_new_tokens, False, device) for p in prompts]
-    stop_ids = sorted({t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None})
+    return generate_in_batches(model, tokenizer, prompts, max_new_tokens, device, batch_size, do_sample=False)
+
+
+def generate_in_batches(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    max_new_tokens: int,
+    device: str,
+    batch_size: int,
+    **generation: Any,
+) -> list[str]:
+    """`model.generate(**generation)` over left-padded batches of rendered `prompts` (cached decoding); the new
+    text of each, special tokens stripped, in order."""
+    import torch
+
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     outputs: list[str] = []
@@ -70,9 +88,9 @@ def greedy_generate_batch(
                 generated = model.generate(
                     **batch,
                     max_new_tokens=max_new_tokens,
-                    do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=stop_ids or None,
+                    eos_token_id=stop_token_ids(tokenizer) or None,
+                    **generation,
                 )
                 new = generated[:, batch["input_ids"].shape[1] :]
                 outputs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
