@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 # Top-level keys left out of the config hash: naming a run or moving its output does not change what is trained.
 CONFIG_HASH_IGNORED_KEYS = ("name", "output")
+# Training keys left out too: when and how many checkpoints are written does not change the trained weights, so a
+# run resumed with other checkpoint settings, and runs recorded before these keys existed, keep their hash.
+CONFIG_HASH_IGNORED_TRAINING_KEYS = ("save_every", "keep_checkpoints")
 
 
 def resolve_recipe(
@@ -61,6 +64,8 @@ def resolve_recipe(
         if holder.get(key) and loaded.resolve_path(holder[key]).exists():
             holder[key] = str(loaded.resolve_path(holder[key]))
     resolved["output"] = str(loaded.resolve_path(loaded.recipe.output))
+    if resolved.get("distributed") is None:  # absent, as before the key existed: one-process hashes are unchanged
+        resolved.pop("distributed", None)
     return resolved
 
 
@@ -123,6 +128,13 @@ def batch_choices(
 
 
 def config_hash(resolved: Mapping[str, Any]) -> str:
-    """sha256 (hex) of the resolved recipe without the keys that do not change training (name, output)."""
+    """sha256 (hex) of the resolved recipe without the keys that do not change training (name, output, the
+    checkpoint settings)."""
     relevant = {key: value for key, value in resolved.items() if key not in CONFIG_HASH_IGNORED_KEYS}
+    if isinstance(relevant.get("training"), Mapping):
+        relevant["training"] = {
+            key: value
+            for key, value in relevant["training"].items()
+            if key not in CONFIG_HASH_IGNORED_TRAINING_KEYS
+        }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()

@@ -107,6 +107,17 @@ class TrainingConfig(_Strict):
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     logging_steps: int = Field(1, ge=1)
+    save_every: PositiveInt | None = Field(
+        None,
+        description="Write a resumable checkpoint (weights, optimizer, scheduler, RNG and data-order state) every N "
+        "optimizer steps under OUTPUT/<run-id>/checkpoints/, atomically; `ftkit resume RUN` continues from the last "
+        "complete one. null: no checkpoints.",
+    )
+    keep_checkpoints: PositiveInt = Field(
+        2,
+        description="Keep this many complete checkpoints (the newest); an older one is deleted only after a newer one "
+        "is complete.",
+    )
 
     @field_validator("time_budget")
     @classmethod
@@ -180,6 +191,35 @@ class EvaluationConfig(_Strict):
         return [value] if isinstance(value, str) and value != "auto" else value
 
 
+class DistributedConfig(_Strict):
+    """Several processes (and machines) through Accelerate's launcher; `ftkit run --num-processes N` sets
+    `num_processes`. `batch_size` stays per process: the global batch is batch_size x grad_accum x num_processes."""
+
+    strategy: Literal["ddp", "fsdp", "deepspeed"] | None = Field(
+        None,
+        description="ddp (every process holds the whole model; CPU or GPU), fsdp or deepspeed (sharded, GPU-only); "
+        "default ddp, or what `config_file` says.",
+    )
+    num_processes: PositiveInt = Field(1, description="Processes in all, over every machine (one per GPU).")
+    num_machines: PositiveInt = Field(1, description="Machines taking part; each runs `ftkit run` itself.")
+    machine_rank: int = Field(0, ge=0, description="This machine's rank, 0 to num_machines-1; 0 records the run.")
+    main_process_ip: str | None = Field(None, description="Address of machine 0 (needed with num_machines > 1).")
+    main_process_port: int | None = Field(
+        None, ge=1, le=65535, description="Port on machine 0; default: a free port (one machine) or 29500."
+    )
+    config_file: str | None = Field(
+        None, description="An `accelerate config` file; it chooses the strategy (the keys above still apply)."
+    )
+    fsdp_sharding: Literal["full_shard", "shard_grad_op", "hybrid_shard", "no_shard"] | None = Field(
+        None, description="fsdp only: what is sharded (default full_shard)."
+    )
+    zero_stage: Literal[1, 2, 3] | None = Field(None, description="deepspeed only: ZeRO stage (default 2).")
+    offload: Literal["none", "optimizer", "optimizer_and_params"] = Field(
+        "none",
+        description="fsdp/deepspeed: move optimizer state (and, with ZeRO-3 or fsdp, parameters) to CPU memory.",
+    )
+
+
 class Recipe(_Strict):
     name: str | None = Field(None, description="Human name for the run.")
     model: str = Field(description="Hub id, local folder, or a .gguf file.")
@@ -189,6 +229,9 @@ class Recipe(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: str = Field("outputs/", description="Each run writes its weights to OUTPUT/<run-id>/.")
+    distributed: DistributedConfig | None = Field(
+        None, description="Train in several processes or on several machines (README: Scaling out)."
+    )
 
 
 def known_keys(path: tuple[str, ...]) -> list[str]:
@@ -197,6 +240,9 @@ def known_keys(path: tuple[str, ...]) -> list[str]:
     for part in path:
         field = model.model_fields.get(part) if model else None
         annotation = getattr(field, "annotation", None)
+        if not isinstance(annotation, type):  # `Section | None` (distributed): the section inside
+            inner = [arg for arg in getattr(annotation, "__args__", ()) if isinstance(arg, type)]
+            annotation = next((arg for arg in inner if issubclass(arg, BaseModel)), None)
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     if model is None:
         return []

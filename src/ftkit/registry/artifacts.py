@@ -77,12 +77,14 @@ class ArtifactStore:
 
     def put_tree(self, folder: Path) -> list[dict]:
         """Store every file under `folder` (recursively, symlinks followed, sorted); return artifacts.json rows.
-        A save's staging folder (left only by a save that never finished) holds no complete file: skipped."""
+        A save's staging folder (left only by a save that never finished) holds no complete file, and `checkpoints/`
+        holds training state, not the run's result: both skipped."""
         folder = Path(folder)
         rows = []
         env_values = scrub.env_secret_values()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            if any(part.startswith(_STAGING_PREFIX) for part in path.relative_to(folder).parts):
+            parts = path.relative_to(folder).parts
+            if any(part.startswith(_STAGING_PREFIX) for part in parts) or parts[0] == _CHECKPOINTS:
                 continue
             digest, size = self._put_scrubbed(path, env_values)
             rows.append(
@@ -130,6 +132,9 @@ class ArtifactStore:
 
 # ftkit.train.output_files.STAGING_PREFIX: a save writes there and moves its files out only once it succeeded.
 _STAGING_PREFIX = ".ftkit-saving-"
+# ftkit.train.checkpoints.CHECKPOINTS: resumable training state (optimizer too), kept in the output folder for
+# `ftkit resume`, never copied into the store (it is several times the weights' size).
+_CHECKPOINTS = "checkpoints"
 _TEXT_SUFFIXES = {".yaml", ".yml", ".json", ".jsonl", ".txt", ".md", ".log", ".cfg", ".ini", ".toml"}
 _MAX_SCRUB_BYTES = 16 * 1024 * 1024
 

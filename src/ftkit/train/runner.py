@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,12 +29,15 @@ from ftkit.methods.catalog import get_method
 from ftkit.recipe.auto_rules import Choice
 from ftkit.recipe.load import LoadedRecipe
 from ftkit.recipe.resolve import config_hash, resolve_recipe
+from ftkit.registry import testpoints
 from ftkit.train import auto_values, output_files
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
+from ftkit.train.checkpoints import Checkpoint
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.output_dir import check_output_writable
 from ftkit.train.precision import confirm_auto_bf16
 from ftkit.train.quiet import quiet_libraries
+from ftkit.train.resume import ForkFrom, ResumeFrom, prepare_checkpoints
 from ftkit.train.run_evaluation import RunEvaluation
 
 
@@ -67,8 +71,20 @@ def now_iso() -> str:
 class _Run:
     """State of one run; `execute()` is the public entry point."""
 
-    def __init__(self, loaded: LoadedRecipe, run_id: str, run_name: str, reporter: Reporter):
+    def __init__(
+        self,
+        loaded: LoadedRecipe,
+        run_id: str,
+        run_name: str,
+        reporter: Reporter,
+        start: ResumeFrom | ForkFrom | None = None,
+        on_checkpoint: Callable[[Checkpoint], None] | None = None,
+        record_facts: Callable[..., None] | None = None,
+    ):
         self.loaded = loaded
+        self.record_facts = record_facts  # the registry's update_run for this run (cli/run.py)
+        self.start = start  # a checkpoint to continue (resume) or to take the weights from (fork)
+        self.on_checkpoint = on_checkpoint
         self.recipe = loaded.recipe
         self.run_id = run_id
         self.run_name = run_name
@@ -77,9 +93,17 @@ class _Run:
         self.events: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
         self.output_dir = loaded.resolve_path(self.recipe.output) / run_id
+        if isinstance(start, ResumeFrom):  # the same run goes on in its own folder
+            self.output_dir = start.output_dir
         self.started = time.perf_counter()
         self.auto: dict[str, Choice] = {}  # the `auto` values chosen, by dotted key (train/auto_values.py)
         self.max_seq_len = self.recipe.training.max_seq_len
+        self.main_process = (
+            True  # False on the other processes of a multi-process run: they train, never write
+        )
+        self.extra_callbacks: list[
+            Any
+        ] = []  # train/worker.py's: the processes agree on settings and on stopping
 
     def event(self, kind: str, message: str, **data: Any) -> None:
         self.events.append({"time": now_iso(), "kind": kind, "message": message, **data})
@@ -211,6 +235,7 @@ class _Run:
         )
         for note in load_notes:
             self.event("note", note)
+        testpoints.pause_at("model-load")
         model = load_model(
             recipe.model,
             self.loaded.base_dir,
@@ -264,6 +289,10 @@ class _Run:
         )
         result.resolved = resolved
         result.config_hash = config_hash(resolved)
+        if self.record_facts is not None:
+            self.record_facts(resolved=resolved, config_hash=result.config_hash)
+        if isinstance(self.start, ResumeFrom):
+            self.start.check(resolved)  # RecipeError before anything is trained
         device = plan.device
         model.to(device)
         extras = RunEvaluation(recipe, self.method, tokenizer, device)
@@ -302,25 +331,37 @@ class _Run:
             train_rows,
             resolved,
             plan,
-            [progress, evaluator, stopper],
+            [progress, evaluator, stopper, *self.extra_callbacks],
             task=recipe.task,
             output_dir=self.output_dir,
         )
         self.output_dir.mkdir(parents=True, exist_ok=True)
         result.output_dir = str(self.output_dir)
+        saver = prepare_checkpoints(
+            trainer, self.start, recipe.training, self.output_dir, self.event, self.on_checkpoint
+        )
+        resume_path = str(self.start.checkpoint.path) if isinstance(self.start, ResumeFrom) else None
+        earlier = self.start.history_before() if isinstance(self.start, ResumeFrom) else []
         stopper.install()
         train_started = time.perf_counter()
         try:
-            output = trainer.train()
+            output = trainer.train(resume_from_checkpoint=resume_path)
+            if stopper.requested and saver is not None:
+                saver.save_now()  # so `ftkit resume` continues from the step the run stopped at
         finally:
             stopper.uninstall()
-            result.history = progress.history
+            result.history = [*earlier, *progress.history]
         train_seconds = time.perf_counter() - train_started - evaluator.seconds  # training alone
         self.metrics.update(training_metrics(output, trainer, progress, train_seconds, device))
+        if isinstance(self.start, ResumeFrom):  # transformers averages over this session's steps only
+            self.metrics.update(
+                self.start.whole_run_metrics(output.training_loss, trainer, result.history, self.metrics)
+            )
         self.metrics.update(evaluator.metrics())
         model = trainer.model
         self.metrics.update(extras.finish(model, trainer.state.global_step, self.event))
-        save_output(self.method, model, tokenizer, self.output_dir, resolved, labels)
+        if self.main_process:
+            save_output(self.method, model, tokenizer, self.output_dir, resolved, labels)
         if stopper.requested:
             result.status = "interrupted"
             self.event(
@@ -370,13 +411,25 @@ def save_output(
 
     with output_files.staged(output_dir, "the trained model") as folder:
         method.save(model, folder)
+        testpoints.pause_at("final-save")
         tokenizer.save_pretrained(str(folder))
         (folder / "resolved.yaml").write_text(yamlio.dump(scrub_data(resolved)), encoding="utf-8")
         if labels is not None:
             (folder / "labels.json").write_text(json.dumps([str(label) for label in labels]))
 
 
-def execute_run(loaded: LoadedRecipe, run_id: str, run_name: str, reporter: Reporter) -> RunResult:
+def execute_run(
+    loaded: LoadedRecipe,
+    run_id: str,
+    run_name: str,
+    reporter: Reporter,
+    start: ResumeFrom | ForkFrom | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    record_facts: Callable[..., None] | None = None,
+) -> RunResult:
     """Run a validated recipe end to end. FtkitErrors (bad data, model) propagate; training failures are
-    captured in the result with status `failed`, and Ctrl-C yields status `interrupted`."""
-    return _Run(loaded, run_id, run_name, reporter).execute()
+    captured in the result with status `failed`, and Ctrl-C yields status `interrupted`. `start` continues a run
+    from its checkpoint (`ftkit resume`) or starts from another run's checkpoint weights (a fork);
+    `on_checkpoint` is called with each complete checkpoint (the caller records it in the registry);
+    `record_facts(**facts)` with the resolved recipe and config hash once known (registry/lifecycle.py)."""
+    return _Run(loaded, run_id, run_name, reporter, start, on_checkpoint, record_facts).execute()

@@ -44,7 +44,13 @@ def build_trainer(
         seed=training["seed"],
         data_seed=training["seed"],
         logging_steps=training["logging_steps"],
-        save_strategy="no",
+        # Checkpoints (training.save_every) are written atomically and rotated by train/checkpoints.py, so the
+        # Trainer's own rotation is off; the data position is kept and skipped to on resume (ignore_data_skip).
+        save_strategy="steps" if training.get("save_every") else "no",
+        save_steps=training.get("save_every") or 500,
+        save_total_limit=None,
+        save_only_model=False,
+        ignore_data_skip=False,
         eval_strategy="no",
         report_to="none",
         disable_tqdm=True,
