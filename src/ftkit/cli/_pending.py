@@ -16,13 +16,14 @@ from rich.markup import escape
 def record_pending(registry: Any) -> None:
     """Commit the registry's pending runs, one line each on stderr (never on stdout: `--json` stays one document)."""
     from ftkit.cli._output import Output
-    from ftkit.registry import pending
+    from ftkit.registry import lifecycle, pending
 
     outcome = pending.commit_pending(registry)
-    if not (outcome.recorded or outcome.problems):
+    lost = lifecycle.notice_lost(registry)  # after the pending records: they finish runs that look lost
+    if not (outcome.recorded or outcome.problems or lost):
         return
     output = Output()
-    for line in outcome.recorded:
+    for line in [*outcome.recorded, *lost]:
         output.stderr.print(escape(line))
     for line in outcome.problems:
         output.warn(line)

@@ -40,6 +40,7 @@ from git.objects.tree import TreeModifier
 from gitdb import IStream, LooseObjectDB
 
 from ftkit.errors import RegistryError
+from ftkit.registry import processes, testpoints
 
 ZERO_SHA = "0" * 40
 TREE_MODE = 0o040000
@@ -259,9 +260,11 @@ def compare_and_swap(repo: git.Repo, ref: str, new: str, old: str | None, reason
     """Move `ref` to `new` only if it still points at `old` (None: only if it does not exist yet). False when the
     ref moved or another writer holds its lock (retry; `refused` reports git's message); RegistryError with git's
     own message when git cannot write there at all (a read-only or full disk, no permission)."""
-    status, _, stderr = repo.git.update_ref(
-        "-m", reason, ref, new, old or ZERO_SHA, with_extended_output=True, with_exceptions=False
-    )
+    with processes.writing(Path(repo.git_dir)):  # names this process beside git's lock (preflight.py)
+        testpoints.pause_if_inside("registry-commit")
+        status, _, stderr = repo.git.update_ref(
+            "-m", reason, ref, new, old or ZERO_SHA, with_extended_output=True, with_exceptions=False
+        )
     if status == 0:
         return True
     message = (stderr or "").strip()

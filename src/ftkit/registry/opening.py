@@ -28,7 +28,7 @@ _MAX_ATTEMPTS = 200
 SCRATCH = (".git-init-", ".ftkit-write-check-")
 _README = """# ftkit run registry
 
-Every commit on `main` adds one run under `runs/<run-id>/` (or moves a tag under `tags/`).
+Every commit on `main` starts, updates or finishes one run under `runs/<run-id>/` (or moves a tag under `tags/`).
 Browse it with `ftkit runs`, `ftkit show RUN`, `ftkit log` and `ftkit diff A B`.
 Weights live outside git, in the content-addressed store `objects/sha256/` beside this repository.
 """

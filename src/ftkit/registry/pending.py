@@ -10,8 +10,9 @@ the first of these folders that can be written:
     <tmp>/ftkit-pending-<uid>/<key>/<run-id>.json            last resort (a read-only home)
 
 `<key>` names the registry by a hash of its real path; the file says which registry it belongs to. Every ftkit
-command that opens the registry calls `commit_pending` first: each pending run is committed once (a run already
-in the registry is not recorded again) and its file removed; one that still cannot be committed stays pending.
+command that opens the registry calls `commit_pending` first: each pending run is committed once (it replaces the
+run's `running` folder, lifecycle.py; a run already finished in the registry is not recorded again) and its file
+removed; one that still cannot be committed stays pending.
 """
 
 from __future__ import annotations
@@ -185,9 +186,18 @@ def _read(path: Path, root: Path) -> dict | None:
 
 
 def _recorded(registry: RunRegistry, run_id: str) -> bool:
-    """Whether `run_id` is in the registry now (read fresh: another process may have recorded it)."""
+    """Whether `run_id` is in the registry now with its final record (read fresh: another process may have
+    recorded it); a `running` or `lost` folder is the one the pending record finishes."""
     _, root = registry.snapshot(fresh=True)
-    return run_id in gitops.subtree(registry.repo, root, "runs")
+    entry = gitops.subtree(registry.repo, root, "runs").get(run_id)
+    if entry is None:
+        return False
+    try:
+        files = gitops.read_tree(registry.repo, entry.sha)
+        run = json.loads(gitops.read_object(registry.repo, files["run.json"].sha, b"blob"))
+    except (KeyError, ValueError, RegistryError):
+        return True  # a damaged folder: never replaced by a commit (verify and repair deal with it)
+    return not isinstance(run, dict) or run.get("status") in records.FINAL_STATUSES
 
 
 def _stored(registry: RunRegistry, artifacts: list[dict] | None) -> list[dict] | None:

@@ -2,8 +2,10 @@
 
 A run that trains for an hour and then cannot be committed is lost, so `ftkit run` calls `check_registry_ready`
 first. Git guards each ref and the config with a `<name>.lock` file; one left behind by a killed process blocks
-every later commit. A lock older than `stale_after` seconds that no running process holds open is removed (and
-said so); a fresh or held one is waited for briefly, then reported with its exact path. Stdlib only.
+every later commit. A lock left by an ftkit ref update whose process is dead on this host (killed: its writer
+note says so, processes.py) is removed at once; any other lock older than `stale_after` seconds that no running
+process holds open is removed too (and said so); a fresh or held one is waited for briefly, then reported with
+its exact path. Stdlib only.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ftkit.errors import RegistryError
+from ftkit.registry import processes
 
 STALE_AFTER_S = 600.0
 WAIT_S = 10.0
+_SETTLE_S = 0.2  # a live git renames its lock within milliseconds; unchanged this long, it was left behind
 # The locks a run commit takes (the branch ref, HEAD, config, packed refs) plus the index git may leave.
 _LOCKS = ("refs/heads/main.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "index.lock")
 
@@ -50,7 +54,20 @@ def check_registry_ready(
                 age = time.time() - lock.stat().st_mtime
             except FileNotFoundError:
                 continue
-            if age >= stale_after and not _held_open(lock):
+            killed = _left_by_killed_writer(git_dir, lock)
+            if killed is not None:
+                try:
+                    lock.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as error:
+                    raise RegistryError(
+                        f"git lock {lock}, left by a killed ftkit process, could not be removed: {error.strerror}",
+                        hint=f"remove it by hand: rm {lock}",
+                    ) from error
+                removed.append(lock)
+                note(f"removed git lock {lock} left by a killed process (pid {killed.get('pid')} is gone)")
+            elif age >= stale_after and not _held_open(lock):
                 try:
                     lock.unlink()
                 except FileNotFoundError:
@@ -65,6 +82,7 @@ def check_registry_ready(
             else:
                 live.append(lock)
         if not live:
+            processes.clear_dead_notes(git_dir)
             return removed
         if time.monotonic() >= deadline:
             lock = live[0]
@@ -80,6 +98,26 @@ def check_registry_ready(
                     f"waiting up to {wait:.0f} s for git lock {lock} (another command is writing the registry)"
                 )
         time.sleep(poll)
+
+
+def _left_by_killed_writer(git_dir: Path, lock: Path) -> dict | None:
+    """The process (dead on this host) whose ref update left `lock`, or None: the lock must be held open by no
+    one, have been made while that process's writer note was in place (processes.py), and still be the same
+    file a moment later (a live git renames its lock within milliseconds)."""
+    try:
+        before = lock.stat()
+    except FileNotFoundError:
+        return None
+    killed = processes.dead_writer_of(git_dir, before.st_mtime)
+    if killed is None or _held_open(lock):
+        return None
+    time.sleep(_SETTLE_S)
+    try:
+        after = lock.stat()
+    except FileNotFoundError:
+        return None
+    same = (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    return killed if same and not _held_open(lock) else None
 
 
 def _check_writable(root: Path) -> None:

@@ -2,7 +2,9 @@
 RunRecord into the bytes of `runs/<run-id>/*` (secrets scrubbed, 1 MiB per file), `parse` reads them back;
 `check_format` reads the registry's own `registry.json`.
 
-    run.json          id, name, status, method, model, task, config hash, parent, times, error, headline,
+    run.json          id, name, status (running, succeeded, failed, interrupted, lost), method, model, task,
+                      config hash, parent, times, error, headline, process {host, pid, pid_start},
+                      last_checkpoint {step, path}, lost {reason, noticed_at} (lifecycle.py),
                       overrides (the `--set KEY=VALUE` list as typed, secrets scrubbed), auto (each `auto` value chosen:
                       {key: {value, rule, evidence}}, when the recipe had any)
     recipe.yaml       the recipe as given (secrets scrubbed), before the overrides
@@ -32,7 +34,9 @@ from ftkit.registry import refs, scrub
 
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 1 << 20
-STATUSES = ("succeeded", "failed", "interrupted")
+FINAL_STATUSES = ("succeeded", "failed", "interrupted")
+# `running`: committed before the model loads (lifecycle.py); `lost`: a running run whose process is gone.
+STATUSES = (*FINAL_STATUSES, "running", "lost")
 RUN_FILES = (
     "run.json",
     "recipe.yaml",
@@ -76,6 +80,8 @@ class RunRecord:
     review: dict | None = None  # ftkit.review.Review.to_dict(), written as review.json when present
     auto: dict = field(default_factory=dict)  # `auto` values chosen: key -> {value, rule, evidence}
     samples: list = field(default_factory=list)  # answers (ftkit.evaluation.answers rows), as samples.jsonl
+    process: dict = field(default_factory=dict)  # {host, pid, pid_start} of the process that ran it
+    last_checkpoint: dict | None = None  # {step, path} of the newest complete checkpoint, when there is one
 
 
 def now_iso() -> str:
@@ -162,6 +168,10 @@ def render(
     events, events_every = jsonl(clean(list(record.events or [])))
     if record.auto:  # each `auto` value with its rule and evidence (recipe/auto_rules.py)
         run["auto"] = record.auto
+    if record.process:
+        run["process"] = record.process
+    if record.last_checkpoint:
+        run["last_checkpoint"] = record.last_checkpoint
     if history_every > 1 or events_every > 1:
         run["thinned"] = {"history_every": history_every, "events_every": events_every}
     files = {

@@ -16,8 +16,9 @@ The tree of branch `main`:
     evals/<run-id>/<eval-id>/…       an evaluation record of a run (`evals/models/…`: of a plain model; evals.py)
     tags/<name>                      movable, mergeable tags (tags.py)
 
-A run is one commit that only adds `runs/<run-id>/`, published with a compare-and-swap ref update (gitops.py),
-so any number of processes can record runs at once. Listing reads the summary cache (summaries.py); sharing
+A commit only ever touches one run's folder `runs/<run-id>/` (committed as `running` before the model loads,
+updated at checkpoints, finished: lifecycle.py), published with a compare-and-swap ref update (gitops.py), so
+any number of processes can record runs at once. Listing reads the summary cache (summaries.py); sharing
 through a git remote is sync.py. Opening checks the folder (opening.py): a lost or broken `main` over existing
 history stops every command with the repair command (recover.py). Reads never skip what they cannot read: a run
 with an unreadable file is listed as damaged and loading it raises, naming the run and the file (damage.py);
@@ -26,7 +27,6 @@ with an unreadable file is listed as damaged and loading it raises, naming the r
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -37,7 +37,7 @@ from typing import Any
 import git
 
 from ftkit.errors import RegistryError
-from ftkit.registry import damage, evals, gitops, opening, records, refs, scrub, sync, tags
+from ftkit.registry import damage, evals, gitops, lifecycle, opening, records, refs, sync, tags
 from ftkit.registry import diff as diffing
 from ftkit.registry.artifacts import ArtifactStore
 from ftkit.registry.evals import EvalRecord
@@ -179,45 +179,39 @@ class RunRegistry:
         return refs.make_name(run_id, {t for t in taken if t})
 
     def commit_run(self, record: RunRecord, artifacts: list[dict] | None = None) -> str:
-        """Record one run as one commit adding `runs/<run-id>/`; returns the commit sha.
+        """Record one finished run as one commit of `runs/<run-id>/` (adding it, or replacing its `running` or
+        `lost` folder); returns the commit sha. Same as `finish_run`.
 
         Files of `record.output_dir` go to the weights store and are listed in artifacts.json, unless `artifacts`
         gives the rows of files already stored (a pending run's, pending.py). Secrets are scrubbed.
         Safe to call from many processes at once.
         """
-        records.validate(record)
-        if not record.name:
-            record.name = self.new_run_name(record.run_id)
-        if artifacts is None:
-            artifacts = []
-            if record.output_dir and Path(record.output_dir).is_dir():
-                artifacts = self.store.put_tree(Path(record.output_dir))
-        env_values = scrub.env_secret_values()
-        files, run = records.render(record, artifacts, records.now_iso(), env_values)
-        folder = gitops.write_tree(
-            self.repo,
-            (gitops.Entry.blob(name, gitops.write_blob(self.repo, data)) for name, data in files.items()),
-        )
-        entry = gitops.Entry.tree(record.run_id, folder)
-        base: list[gitops.Entry | None] = []
+        return lifecycle.finish(self, record, artifacts)
 
-        def change(root: gitops.Entries) -> gitops.Entries:
-            if record.run_id in gitops.subtree(self.repo, root, "runs"):
-                raise RegistryError(
-                    f"run {record.run_id} is already in the registry", hint="use a new run id"
-                )
-            base[:] = [root.get("runs")]
-            return gitops.with_child(self.repo, root, "runs", record.run_id, entry)
+    def start_run(self, record: RunRecord) -> str:
+        """Commit `record` as a `running` run before its model loads (lifecycle.py); returns the commit sha."""
+        return lifecycle.start(self, record)
 
-        commit = self.publish(
-            change, records.commit_message(record, run, env_values), f"ftkit: record run {record.run_id}"
-        )
-        if self._summaries is not None and base == [self._summaries_of]:
-            # Nobody else recorded a run in between: extend the summaries instead of reading them all again.
-            metrics = json.loads(files["metrics.json"])
-            self._summaries[record.run_id] = {"tree": folder, "run": run, "metrics": metrics}
+    def update_run(self, run_id: str, **facts: Any) -> str:
+        """One commit changing only the running run's folder: last_checkpoint={step, path}, resolved=..., ...
+        (lifecycle.FACTS); returns the commit sha."""
+        return lifecycle.update(self, run_id, **facts)
+
+    def finish_run(self, record: RunRecord, artifacts: list[dict] | None = None) -> str:
+        """Replace a run's folder with its final record (succeeded, failed, interrupted); see `commit_run`."""
+        return lifecycle.finish(self, record, artifacts)
+
+    def resume_run(self, run_id: str) -> dict:
+        """Make an interrupted, failed or lost run `running` again in this process, under the same id; returns its
+        run.json."""
+        return lifecycle.resume(self, run_id)
+
+    def remember_run(self, base: gitops.Entry | None, run_id: str, written: dict) -> None:
+        """After a commit that changed only `run_id` on top of the `runs/` folder `base`: when the summaries describe
+        `base`, update them in place instead of reading them all again. `written`: {tree, run, metrics}."""
+        if self._summaries is not None and written and base == self._summaries_of:
+            self._summaries[run_id] = dict(written)
             self._summaries_of = self.snapshot()[1].get("runs")
-        return commit
 
     # -- evaluation records (evals.py) ------------------------------------------------------------------------------
 
@@ -295,6 +289,7 @@ class RunRegistry:
                 summary["status"] = "damaged"
                 summary["damage"] = item["damage"]
             out.append(summary)
+        lifecycle.overlay(self, out)  # a running run whose process is gone shows as lost
         return out
 
     def list_runs(
@@ -308,14 +303,14 @@ class RunRegistry:
         sort: str | None = None,
         limit: int | None = None,
     ) -> list[dict]:
-        """Run summaries, newest first (or best first by `sort` metric); failed/interrupted hidden unless asked.
+        """Run summaries, newest first (or best first by `sort` metric); failed/interrupted/lost hidden unless asked.
         Damaged runs are never hidden by status, nor by any filter when their run.json cannot be read."""
         runs = self.summaries()
         keep = lambda test: [r for r in runs if test(r) or _name_unknown(r)]  # noqa: E731
         if status:
             runs = [r for r in runs if r.get("status") == status or "damage" in r]
         elif not include_all:
-            runs = [r for r in runs if r.get("status") == "succeeded" or "damage" in r]
+            runs = [r for r in runs if r.get("status") in ("succeeded", "running") or "damage" in r]
         if method:
             runs = keep(lambda r: r.get("method") == method)
         if model:
@@ -348,6 +343,7 @@ class RunRegistry:
                 f"run {run_id} is not in the registry at {self.root}", hint="`ftkit runs --all` lists runs"
             )
         loaded = self.read_run_folder(run_id, summary["tree"])
+        lifecycle.overlay(self, [loaded["run"]])
         loaded["tags"] = sorted(name for name, target in self.tags().items() if target == run_id)
         loaded["children"] = self.children(run_id)
         return loaded

@@ -1,7 +1,9 @@
 """Sharing a registry through a git remote: remotes, pull (fetch and merge) and push.
 
-Histories merge without conflicts by construction: runs only ever add their own `runs/<run-id>/` folder, so the
-merged `runs/` is the union of both sides (evaluation records under `evals/` likewise, evals.merge), and a tag moved on both sides goes to the later move (tags.py). A
+Histories merge without conflicts by construction: a commit only touches its own run's `runs/<run-id>/` folder, so
+the merged `runs/` is the union of both sides; a run changed on both sides (started here, finished there) keeps
+its furthest state: finished over lost over running, then the later commit (lifecycle.merge_runs). Evaluation
+records under `evals/` merge likewise (evals.merge), and a tag moved on both sides goes to the later move (tags.py). A
 merge is published with the same compare-and-swap as a run, so it is safe while runs are being recorded.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftkit.errors import RegistryError, UsageError
-from ftkit.registry import evals, gitops, scrub, tags
+from ftkit.registry import evals, gitops, lifecycle, scrub, tags
 
 if TYPE_CHECKING:
     from ftkit.registry.store import RunRegistry
@@ -142,12 +144,13 @@ def _merge(registry: RunRegistry, theirs: str, their_root: gitops.Entries, messa
         )
         merged_tags = tags.merge(repo, our_tags, their_tags)
         changed_tags = sorted(name for name, entry in merged_tags.items() if our_tags.get(name) != entry)
+        updated: list[str] = []
         if repo.is_ancestor(ours, theirs):
             new_commit, entries, kind = theirs, their_root, "fast-forward"
         else:
             entries = {**their_root, **our_root}
             if their_runs or our_runs:
-                runs = {**their_runs, **our_runs}
+                runs, updated = lifecycle.merge_runs(repo, our_runs, their_runs)
                 entries["runs"] = gitops.Entry.tree("runs", gitops.write_tree(repo, runs.values()))
             merged_evals = evals.merge(repo, our_root, their_root)  # records, like runs, only add folders
             if merged_evals is not None:
@@ -159,7 +162,7 @@ def _merge(registry: RunRegistry, theirs: str, their_root: gitops.Entries, messa
             new_commit = gitops.write_commit(repo, tree, [ours, theirs], summary, registry.actor)
             kind = "merged"
         if registry.move_tip(new_commit, ours, entries, f"ftkit: {message}"):
-            return {"result": kind, "new_runs": new_runs, "tags": changed_tags}
+            return {"result": kind, "new_runs": new_runs, "updated_runs": updated, "tags": changed_tags}
         time.sleep(random.uniform(0.001, 0.005) * min(attempt + 1, 20))
     raise RegistryError(f"could not merge into {registry.root}: the registry stayed busy", hint="retry")
 

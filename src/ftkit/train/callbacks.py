@@ -1,4 +1,4 @@
-"""Trainer callbacks: progress reporting, per-step history, and a graceful stop on Ctrl-C.
+"""Trainer callbacks: progress reporting, per-step history, and a graceful stop on Ctrl-C or SIGTERM.
 
 The callback logic lives in plain classes so that importing this module (the CLI does, for `Reporter`) loads no
 transformers; `trainer_callback(kind, ...)` makes an instance that is also a transformers `TrainerCallback`,
@@ -95,29 +95,36 @@ class ProgressTracker:
 
 
 class GracefulStop:
-    """First Ctrl-C: finish the current step, then stop so the run can save what it has. Second: abort."""
+    """First Ctrl-C or SIGTERM: finish the current step, then stop so the run can save what it has and record it
+    as interrupted. A second one aborts at once (KeyboardInterrupt); the caller still records the run."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, reporter: Reporter):
         self.reporter = reporter
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not in the main thread: leave the default handler
-            self._previous = None
+        for signum in self.SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not in the main thread: leave the default handlers
+                return
 
     def uninstall(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self.reporter.event("interrupt", "stopping after this step and saving (Ctrl-C again to abort now)")
+        what = "SIGTERM received" if signum == signal.SIGTERM else "Ctrl-C"
+        self.reporter.event(
+            "interrupt", f"{what}: stopping after this step and saving (Ctrl-C again to abort now)"
+        )
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.requested:
