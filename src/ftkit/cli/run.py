@@ -14,6 +14,7 @@ from rich.markup import escape
 from ftkit.cli._options import json_option, registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._pending import record_pending
+from ftkit.cli._run_life import RunLife, saved_output
 from ftkit.cli.formatting import fmt, fmt_delta
 from ftkit.cli.table_fit import Cell, Column
 from ftkit.errors import ExitCode, RecipeError, RegistryError
@@ -36,8 +37,17 @@ def run_command(
         False, "--dry-run", help="Validate recipe and data and show the plan; no training."
     ),
     registry: Path | None = registry_option(),
+    num_processes: int | None = typer.Option(
+        None,
+        "--num-processes",
+        min=1,
+        help="Train in N processes through Accelerate's launcher (sets distributed.num_processes; batch_size "
+        "stays per process).",
+    ),
 ) -> None:
     """Fine-tune a model from a recipe and record the run."""
+    if num_processes is not None:
+        set_ = [*set_, f"distributed.num_processes={num_processes}"]
     code = run_and_record(
         recipe, set_, json_mode=json_mode, dry_run=dry_run, parent=None, registry_path=registry
     )
@@ -67,6 +77,12 @@ def run_and_record(
     if dry_run:
         return _dry_run(loaded, output, extra_json or {})
 
+    from ftkit.recipe.distributed_checks import needs_launch
+
+    if loaded.recipe.distributed is not None and loaded.recipe.distributed.machine_rank > 0:
+        from ftkit.cli._launch import run_other_machine  # machine 0's `ftkit run` records the run
+
+        return run_other_machine(loaded, output)
     from ftkit.cli._progress import TerminalReporter
     from ftkit.cli.review import review_of_record, show_review_summary
     from ftkit.registry.environment import collect_environment
@@ -85,7 +101,19 @@ def run_and_record(
     output.note(
         f"[bold]run {run_id}[/bold] ({escape(name)}): {loaded.recipe.method.name} on {escape(loaded.recipe.model)}"
     )
-    result = execute_run(loaded, run_id, name, TerminalReporter(output))
+    life = RunLife(registry, output, _running_record(loaded, run_id, name, parent, collect_environment))
+    hooks: dict[str, Any] = {"on_checkpoint": life.checkpoint, "record_facts": life.update}
+    if needs_launch(loaded.recipe):  # several processes: this process starts them and records the run
+        from ftkit.train.launch import launch_run as execute_run
+
+        hooks = {}
+    try:
+        life.start()  # committed as `running` before the model loads (registry/lifecycle.py)
+        result = execute_run(loaded, run_id, name, TerminalReporter(output), **hooks)
+    except BaseException as error:  # bad input found late, or a Ctrl-C outside training: still recorded
+        life.abandon(error)
+        raise
+    life.close()
 
     record = RunRecord(
         run_id=run_id,
@@ -111,8 +139,13 @@ def run_and_record(
         auto=result.auto,
         samples=[*result.samples, *result.prompts],  # samples.jsonl: what the models answered
     )
-    record.review = review_of_record(record, output.warn)  # computed before the commit: stored with the run
-    _commit_or_keep(registry, record, lambda: _summary(output, loaded, result))
+    if result.status == "interrupted" and saved_output(result.output_dir) is None:
+        record.output_dir = None  # nothing was saved there (a Ctrl-C during the model load, a second Ctrl-C)
+    with life.shield() as signalled:  # the commit completes or the pending record is written, never neither
+        record.review = review_of_record(record, output.warn)  # computed before the commit: stored with the run
+        _commit_or_keep(registry, record, lambda: _summary(output, loaded, result))
+    if signalled:
+        output.warn(f"run {run_id} was recorded before the interrupt took effect")
 
     _summary(output, loaded, result)
     show_review_summary(output, record.review, registry_path)
@@ -136,6 +169,26 @@ def run_and_record(
         }
     )
     return int(_EXIT_FOR_STATUS[result.status])
+
+
+def _running_record(loaded: LoadedRecipe, run_id: str, name: str, parent: str | None, environment: Any) -> Any:
+    """The record committed before the model loads: what the run is, where it writes, and its environment."""
+    from ftkit.registry.records import RunRecord, now_iso
+
+    return RunRecord(
+        run_id=run_id,
+        name=name,
+        status="running",
+        method=loaded.recipe.method.name,
+        model=loaded.recipe.model,
+        task=loaded.recipe.task,
+        parent=parent,
+        started_at=now_iso(),
+        recipe_text=loaded.text,
+        overrides=loaded.overrides,
+        env=environment(loaded.recipe.training.seed, None, loaded.base_dir),
+        output_dir=str(loaded.resolve_path(loaded.recipe.output) / run_id),
+    )
 
 
 def _commit_or_keep(registry: Any, record: Any, summary: Callable[[], None]) -> None:
@@ -227,6 +280,10 @@ def _dry_run(loaded: LoadedRecipe, output: Output, extra_json: dict[str, Any]) -
         "output": str(loaded.resolve_path(recipe.output)),
         "training": recipe.training.model_dump(mode="json"),
     }
+    if recipe.distributed is not None:
+        from ftkit.cli._launch import distributed_plan
+
+        plan.update(distributed_plan(recipe))
     output.table(
         "Plan (dry run: nothing trained)",
         [Column(key=True), Column(min_width=16, cut="middle")],
@@ -267,6 +324,7 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
             f"{fmt(metrics.get('train.loss_first'))} → {fmt(metrics.get('train.loss_last'))}",
         ],
         ["steps", metrics.get("train.steps")],
+        *_processes(metrics),
         *_best_step(metrics),
         [
             "trainable params",
@@ -286,9 +344,16 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
         f"Run {result.run_id} {result.status}", [Column(key=True), Column(min_width=16, cut="middle")], facts
     )
     if result.status == "interrupted":
-        output.note(
-            f"[yellow]interrupted: what was trained is saved in {escape(str(result.output_dir))}[/yellow]"
-        )
+        output.note(f"[yellow]interrupted: {saved_output(result.output_dir) or 'nothing was saved'}[/yellow]")
+
+
+def _processes(metrics: dict) -> list[list[Any]]:
+    """The multi-process fact row: how many processes trained, and the global batch they made together."""
+    if "train.num_processes" not in metrics:
+        return []
+    return [
+        ["processes (global batch)", f"{metrics['train.num_processes']} ({metrics['train.global_batch']})"]
+    ]
 
 
 def _best_step(metrics: dict) -> list[list[Any]]:

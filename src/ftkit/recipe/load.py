@@ -19,6 +19,7 @@ from ftkit.errors import FtkitError, RecipeError
 from ftkit.evaluation.scoring import metric_problems
 from ftkit.hub_ids import is_hub_dataset_id, is_hub_model_id
 from ftkit.methods.base import MethodOptions
+from ftkit.recipe.distributed_checks import distributed_problems
 from ftkit.recipe.eval_checks import evaluation_problems
 from ftkit.recipe.schema import Recipe, known_keys
 from ftkit.suggest import did_you_mean
@@ -348,6 +349,9 @@ def load_recipe(
         _check_metrics(recipe, problems)
     for key_path, message in evaluation_problems(recipe) if recipe is not None else []:
         problems.add(key_path, message)
+    if recipe is not None:
+        for key_path, message in distributed_problems(recipe, recipe_path.parent, check_machine=check_paths):
+            problems.add(key_path, message)
 
     if problems.items:
         count = len(problems.items)
