@@ -43,6 +43,10 @@ COMMANDS: dict[str, CommandEntry] = {
         "ftkit.cli.tune",
         "Fine-tune with no recipe: detect the task, choose every setting by a stated rule, train, review.",
     ),
+    "resume": CommandEntry(
+        "ftkit.cli.resume",
+        "Continue an interrupted, failed or lost run from its last complete checkpoint, under the same run id.",
+    ),
     "runs": CommandEntry(
         "ftkit.cli.runs",
         "List recorded runs, newest first; failed and interrupted runs are hidden unless --all.",

@@ -31,6 +31,9 @@ class ResumeFrom:
     config_hash: str
     history: list[dict[str, Any]] = field(default_factory=list)
     registry_flag: str = ""  # " --registry DIR" for the commands this prints, when one was given
+    # Called once the check passed, before training: the caller marks the run `running` again there, so a refused
+    # resume leaves the run as it was.
+    confirmed: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         # Read now: rotation deletes this checkpoint once keep_checkpoints newer ones exist.
@@ -38,8 +41,11 @@ class ResumeFrom:
         self._loss_sum = float(value) if isinstance(value, (int, float)) else 0.0
 
     def check(self, resolved: dict[str, Any]) -> None:
-        """RecipeError (exit 2) naming the changed keys when `resolved` would not train what the checkpoint did."""
+        """RecipeError (exit 2) naming the changed keys when `resolved` would not train what the checkpoint did;
+        else `confirmed()`."""
         if config_hash(resolved) == self.config_hash:
+            if self.confirmed is not None:
+                self.confirmed()
             return
         changes = changed_keys(self.resolved, resolved)
         sets = (

@@ -1,0 +1,197 @@
+"""`ftkit resume RUN`: continue an interrupted, failed or lost run from its last complete checkpoint, under the same
+run id, in the same output folder, with exactly the settings that wrote the checkpoint.
+
+The run's recorded resolved recipe (every `auto` already decided) is what resumes: re-deciding an `auto` value on
+resume (a measured batch size, a time budget's step count) could change what is trained. `--set` may change only
+what does not count in the config hash (training.save_every, keep_checkpoints); anything else is refused (exit 2)
+with the changed keys and the `ftkit rerun RUN --from-checkpoint STEP --set ...` command that forks instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from ftkit.cli._options import json_option, registry_option
+from ftkit.cli._output import Output
+from ftkit.cli._runs_common import open_existing
+from ftkit.errors import RecipeError, UsageError
+
+_RESUMABLE = ("interrupted", "failed", "lost")
+
+
+def resume_command(
+    run: str = typer.Argument(..., help="Run id, unique id prefix, name, tag, @latest or @latest~N."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Change a setting that does not alter training (training.save_every, training.keep_checkpoints).",
+    ),
+    json_mode: bool = json_option(),
+    registry: Path | None = registry_option(),
+) -> None:
+    """Continue an interrupted, failed or lost run from its last complete checkpoint, under the same run id."""
+    code = resume_and_record(run, list(set_), json_mode=json_mode, registry_path=registry)
+    if code:
+        raise typer.Exit(code)
+
+
+def resume_and_record(run: str, overrides: list[str], *, json_mode: bool, registry_path: Path | None) -> int:
+    """Resume `run` and record it (the same run, `running` again, then final); returns the exit code."""
+    from ftkit import yamlio
+    from ftkit.recipe.load import load_recipe
+    from ftkit.train.checkpoints import describe_contents, last_checkpoint
+
+    output = Output(json_mode)
+    reg = open_existing(registry_path)
+    run_id = reg.resolve(run)
+    recorded = reg.load_run(run_id)
+    info = recorded["run"]
+    flag = f" --registry {shlex.quote(str(registry_path))}" if registry_path is not None else ""
+    status = info.get("status")
+    if status not in _RESUMABLE:
+        raise UsageError(
+            f"run {run_id} is {status}; only an interrupted, failed or lost run can be resumed",
+            hint=f"to train on from one of its checkpoints with other settings: `ftkit rerun {run_id} "
+            f"--from-checkpoint last --set KEY=VALUE{flag}`",
+        )
+    output_dir = info.get("output_dir")
+    checkpoint = last_checkpoint(output_dir) if output_dir else None
+    if checkpoint is None:
+        found = describe_contents(output_dir) if output_dir else "the run recorded no output folder"
+        raise UsageError(
+            f"run {run_id} has no complete checkpoint to resume from: {found}",
+            hint="a run is resumable when its recipe sets training.save_every; "
+            f"`ftkit rerun {run_id}{flag}` trains it again from the start",
+        )
+    resolved = recorded.get("resolved") or {}
+    if not resolved:
+        raise UsageError(
+            f"run {run_id} has no resolved recipe recorded", hint=f"`ftkit rerun {run_id}{flag}`"
+        )
+    folder = Path.cwd() if os.access(Path.cwd(), os.W_OK) else Path(tempfile.gettempdir())
+    fd, name = tempfile.mkstemp(prefix=f".ftkit-resume-{run_id}-", suffix=".yaml", dir=folder)
+    recipe_path = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(yamlio.dump(resolved, header=f"resume of {run_id}"))
+        loaded = load_recipe(recipe_path, overrides)
+    finally:
+        recipe_path.unlink(missing_ok=True)
+    _refuse_changed_settings(run_id, checkpoint.step, resolved, loaded, overrides, flag)
+    return _resume(output, reg, recorded, loaded, checkpoint, registry_path)
+
+
+def _refuse_changed_settings(
+    run_id: str, step: int, resolved: dict, loaded: Any, overrides: list[str], flag: str
+) -> None:
+    """RecipeError (exit 2) before any model loads when a `--set` changes a setting the config hash covers."""
+    from ftkit.recipe.load import split_override
+    from ftkit.train.resume import changed_keys
+
+    given = {".".join(split_override(item)[0]) for item in overrides}
+    changes = [
+        change
+        for change in changed_keys(resolved, loaded.recipe.model_dump(mode="json"))
+        if any(change[0] == key or change[0].startswith(f"{key}.") for key in given)
+    ]
+    if changes:
+        listed = "; ".join(f"{key}: {old!r} → {new!r}" for key, old, new in changes)
+        sets = " ".join(f"--set {shlex.quote(item)}" for item in overrides)
+        raise RecipeError(
+            f"run {run_id} cannot resume with changed settings ({listed}): a resumed run trains exactly as it began",
+            hint=f"fork it instead, a new run starting from the step-{step} checkpoint's weights: "
+            f"`ftkit rerun {run_id} --from-checkpoint {step} {sets}{flag}`",
+        )
+
+
+def _resume(
+    output: Output, reg: Any, recorded: dict, loaded: Any, checkpoint: Any, registry_path: Path | None
+) -> int:
+    from ftkit.cli._progress import TerminalReporter
+    from ftkit.cli.review import review_of_record, show_review_summary
+    from ftkit.cli.run import _EXIT_FOR_STATUS, _commit_or_keep, _summary
+    from ftkit.registry.environment import collect_environment
+    from ftkit.registry.store import RunRecord
+    from ftkit.train.resume import ResumeFrom
+    from ftkit.train.runner import execute_run
+
+    info = recorded["run"]
+    run_id = info["id"]
+    output.note(
+        f"[bold]resuming run {run_id}[/bold] ({escape(str(info.get('name')))}) from step {checkpoint.step} "
+        f"({escape(str(checkpoint.path))})"
+    )
+    start = ResumeFrom(
+        run_id,
+        checkpoint,
+        Path(info["output_dir"]),
+        recorded["resolved"],
+        str(info.get("config_hash")),
+        list(recorded.get("history") or []),
+        registry_flag=f" --registry {shlex.quote(str(registry_path))}" if registry_path is not None else "",
+        confirmed=lambda: reg.resume_run(run_id),  # `running` again once the settings are known to match
+    )
+    result = execute_run(
+        loaded,
+        run_id,
+        info.get("name") or run_id,
+        TerminalReporter(output),
+        start=start,
+        on_checkpoint=lambda saved: reg.update_run(run_id, last_checkpoint=saved.to_dict()),
+    )
+    resumed = {
+        "time": info.get("ended_at"),
+        "kind": "resume",
+        "message": f"resumed from step {checkpoint.step}",
+    }
+    record = RunRecord(
+        run_id=run_id,
+        name=info.get("name") or "",
+        status=result.status,
+        method=info.get("method"),
+        model=info.get("model"),
+        task=info.get("task"),
+        config_hash=result.config_hash,
+        parent=info.get("parent"),
+        started_at=info.get("started_at"),
+        ended_at=result.ended_at,
+        recipe_text=recorded.get("recipe") or "",
+        overrides=list(info.get("overrides") or []),
+        resolved=result.resolved,
+        metrics=result.metrics,
+        history=result.history,
+        events=[*(recorded.get("events") or []), resumed, *result.events],
+        env=collect_environment(loaded.recipe.training.seed, result.hardware, loaded.base_dir),
+        data=result.data_files,
+        output_dir=result.output_dir,
+        error=result.error,
+        auto=info.get("auto") or {},
+        samples=[*result.samples, *result.prompts],
+    )
+    record.review = review_of_record(record, output.warn)
+    _commit_or_keep(reg, record, lambda: _summary(output, loaded, result))
+    _summary(output, loaded, result)
+    show_review_summary(output, record.review, registry_path)
+    output.emit(
+        {
+            "run_id": run_id,
+            "status": result.status,
+            "resumed_from": checkpoint.to_dict(),
+            "output_dir": result.output_dir,
+            "metrics": result.metrics,
+            "error": result.error,
+        }
+    )
+    return int(_EXIT_FOR_STATUS[result.status])
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ftkit resume`."""
+    app.command("resume")(resume_command)
