@@ -45,6 +45,7 @@ NEEDS_MODEL = {
     "plan_accuracy",
     "generation_speed",
     "eval_speed",
+    "multiprocess_speed",
 }
 LATEST_MD = Path(__file__).resolve().parent / "LATEST.md"
 README = REPO_ROOT / "README.md"

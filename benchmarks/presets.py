@@ -65,6 +65,9 @@ class Preset:
     # eval_speed: rows/s of evaluation (loss over `rows`, generation metrics on `generate` of them); 32 + 16 rows
     # keep a repetition near 90 s on 2 cores (the one-by-one generation side ~30 s of it).
     eval_speed: EvalSpeedSize = EvalSpeedSize(rows=32, generate=16, batch_size=8, max_new_tokens=32)
+    # multiprocess_speed: 1 process x batch 2b vs 2 processes x batch b (b = batch_size); 10 steps of 4 rows per
+    # process keep a repetition (two `ftkit run`s, each loading the model) near 2 minutes on 2 cores.
+    multiprocess: TrainSize = TrainSize(batch_size=4, steps=10, max_seq_len=256)
 
 
 SMALL = Preset(

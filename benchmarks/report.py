@@ -32,6 +32,7 @@ ORDER = (
     "plan_accuracy",
     "generation_speed",
     "eval_speed",
+    "multiprocess_speed",
 )
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
@@ -88,6 +89,11 @@ SUMMARY = (
         "eval_speed",
         ("generation_ratio_loop", "generation_ratio_plain"),
         "generation metrics rows/s (generate + score), ftkit / one row at a time · ftkit / plain transformers",
+    ),
+    (
+        "multiprocess_speed",
+        ("ratio",),
+        "training tokens/s, 2 CPU processes / 1 process at the same global batch (cores split, not added)",
     ),
     (
         "cli_latency",
