@@ -12,6 +12,7 @@ new one is complete, so the last complete checkpoint is never deleted before its
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -27,6 +28,8 @@ CHECKPOINTS = "checkpoints"  # under the run's output folder (the Trainer's outp
 MARKER = "ftkit-checkpoint.json"
 STAGING = f"{STAGING_PREFIX}checkpoint-"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
+_TORCH_WRITER = ("inline_container", "PytorchStreamWriter")
+_NEARLY_FULL = 1 << 20  # bytes free below which a failed torch.save is taken for a full disk
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,18 @@ def rotate(output_dir: Path, keep: int) -> list[int]:
     return [checkpoint.step for checkpoint in old]
 
 
+def _disk_full(error: Exception, folder: Path) -> bool:
+    """Whether `error`, raised by torch.save's writer, is the disk filling up: that writer reports a short write
+    only as a position mismatch ("unexpected pos ..."), so the free space left decides. (Errors that say what
+    they are go through output_files.is_write_error.)"""
+    if not any(mark in str(error) for mark in _TORCH_WRITER):
+        return False
+    try:
+        return shutil.disk_usage(folder).free < _NEARLY_FULL
+    except OSError:
+        return False
+
+
 def _fsync_tree(folder: Path) -> None:
     for path in sorted(folder.rglob("*")):
         if path.is_file():
@@ -195,8 +210,12 @@ class AtomicCheckpoints:
                 self._publish(root, staging, step)
             trainer.accelerator.wait_for_everyone()
         except BaseException as error:
+            full = isinstance(error, Exception) and _disk_full(error, root)
             if main:
                 shutil.rmtree(staging, ignore_errors=True)
+            if full:
+                cause = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                raise located(cause, root, f"checkpoint {step}") from error
             if isinstance(error, Exception) and is_write_error(error):
                 raise located(error, root, f"checkpoint {step}") from error
             raise
