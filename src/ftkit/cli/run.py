@@ -141,8 +141,9 @@ def run_and_record(
     )
     if result.status == "interrupted" and saved_output(result.output_dir) is None:
         record.output_dir = None  # nothing was saved there (a Ctrl-C during the model load, a second Ctrl-C)
-    with life.shield() as signalled:  # the commit completes or the pending record is written, never neither
-        record.review = review_of_record(record, output.warn)  # computed before the commit: stored with the run
+    # The review is stored with the run; the commit completes or the pending record is written, never neither.
+    with life.shield() as signalled:
+        record.review = review_of_record(record, output.warn)
         _commit_or_keep(registry, record, lambda: _summary(output, loaded, result))
     if signalled:
         output.warn(f"run {run_id} was recorded before the interrupt took effect")
@@ -171,7 +172,9 @@ def run_and_record(
     return int(_EXIT_FOR_STATUS[result.status])
 
 
-def _running_record(loaded: LoadedRecipe, run_id: str, name: str, parent: str | None, environment: Any) -> Any:
+def _running_record(
+    loaded: LoadedRecipe, run_id: str, name: str, parent: str | None, environment: Any
+) -> Any:
     """The record committed before the model loads: what the run is, where it writes, and its environment."""
     from ftkit.registry.records import RunRecord, now_iso
 
@@ -299,6 +302,12 @@ def _summary(output: Output, loaded: LoadedRecipe, result: Any) -> None:
         output.error(
             f"run {result.run_id} failed: {result.error}",
             hint="the failed run is recorded; see `ftkit show @latest` (FTKIT_DEBUG=1 shows the traceback)",
+        )
+        return
+    if result.status == "interrupted" and "train.steps" not in metrics:  # stopped before training finished
+        output.note(
+            f"[yellow]run {result.run_id} interrupted before training finished: "
+            f"{saved_output(result.output_dir) or 'nothing was saved'}[/yellow]"
         )
         return
     names = sorted(
