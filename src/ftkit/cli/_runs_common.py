@@ -65,7 +65,27 @@ def no_registry_error(path: Path | None) -> RegistryError:
     )
 
 
-STATUS_STYLE = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "damaged": "bold red"}
+STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "running": "cyan",
+    "lost": "magenta",
+    "damaged": "bold red",
+}
+
+
+def lost_line(run: dict) -> str:
+    """`run ID lost: REASON; last checkpoint: step N (PATH)` for a lost run (summary or run.json)."""
+    checkpoint = run.get("last_checkpoint") or {}
+    where = (
+        f"last checkpoint: step {checkpoint.get('step')} ({checkpoint.get('path')})"
+        if checkpoint
+        else "no checkpoint"
+    )
+    return (
+        f"run {run.get('id')} lost: {(run.get('lost') or {}).get('reason', 'its process is gone')}; {where}"
+    )
 
 
 def warn_damaged(out: Any, summaries: list[dict], registry_root: Path, limit: int = 10) -> None:

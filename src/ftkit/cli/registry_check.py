@@ -74,8 +74,9 @@ def repair_command(
     json_mode: bool = json_option(),
     registry: Path | None = registry_option(),
 ) -> None:
-    """Restore a lost or broken `main` from the newest recorded tip (reflog, then remote refs); rebuild the cache."""
-    from ftkit.registry import recover
+    """Restore a lost or broken `main` from the newest recorded tip (reflog, then remote refs); rebuild the cache;
+    record running runs whose process is gone as lost."""
+    from ftkit.registry import lifecycle, recover
     from ftkit.registry.store import RunRegistry
 
     out = Output(json_mode)
@@ -88,6 +89,7 @@ def repair_command(
         cache.unlink(missing_ok=True)
         registry_root = reg.root
     with RunRegistry.open(registry_root, create=False) as fresh:  # a new git process: sees the repaired refs
+        result["lost"] = lifecycle.notice_lost(fresh)  # running runs whose process is gone: recorded as lost
         summaries = fresh.summaries()
     result["head"] = fixed[0] if fixed else None
     result["runs"] = len(summaries)
@@ -117,6 +119,8 @@ def _report_repair(out: Output, result: dict, root: Path) -> None:
         out.note("main is sound; nothing to restore")
     for path in result["moved_aside"]:
         out.note(f"moved a damaged file aside: {escape(path)}")
+    for line in result.get("lost") or []:
+        out.note(escape(line))
     out.note(f"summaries cache rebuilt: {result['runs']} run(s)")
     if result["damaged_runs"]:
         out.warn(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ftkit.cli._options import json_option, registry_option, wide_option
 from ftkit.cli._output import Output
-from ftkit.cli._runs_common import STATUS_STYLE, open_or_none, warn_damaged
+from ftkit.cli._runs_common import STATUS_STYLE, lost_line, open_or_none, warn_damaged
 from ftkit.cli.formatting import ago, unique_prefixes
 from ftkit.cli.table_fit import Column
 
@@ -29,19 +30,19 @@ def metric_columns(runs: list[dict], sort: str | None, limit: int = 3) -> list[s
 
 def runs_command(
     status: str | None = typer.Option(
-        None, "--status", help="Only runs with this status (succeeded, failed, interrupted)."
+        None, "--status", help="Only runs with this status (running, succeeded, failed, interrupted, lost)."
     ),
     method: str | None = typer.Option(None, "--method", help="Only runs of this method."),
     model: str | None = typer.Option(None, "--model", help="Only runs whose base model contains this text."),
     tag: str | None = typer.Option(None, "--tag", help="Only the run with this tag."),
     sort: str | None = typer.Option(None, "--sort", help="Sort by a metric, best first (e.g. eval.loss)."),
-    all_: bool = typer.Option(False, "--all", "-a", help="Include failed and interrupted runs."),
+    all_: bool = typer.Option(False, "--all", "-a", help="Include failed, interrupted and lost runs."),
     limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many runs (0: all)."),
     wide: bool = wide_option(),
     json_mode: bool = json_option(),
     registry: Path | None = registry_option(),
 ) -> None:
-    """List recorded runs, newest first; failed and interrupted runs are hidden unless --all."""
+    """List recorded runs, newest first; failed, interrupted and lost runs are hidden unless --all."""
     out = Output(json_mode)
     reg = open_or_none(registry)
     if reg is None:
@@ -66,7 +67,7 @@ def runs_command(
     if not shown:
         out.note(
             "no runs match"
-            + (f" ({hidden} failed or interrupted hidden; --all shows them)" if hidden else "")
+            + (f" ({hidden} failed, interrupted or lost hidden; --all shows them)" if hidden else "")
         )
         return
     metrics = metric_columns(shown, sort)
@@ -88,7 +89,10 @@ def runs_command(
     if len(shown) < len(matching):
         out.hint(f"showing {len(shown)} of {len(matching)}; --limit 0 shows all")
     if hidden:
-        out.hint(f"{hidden} failed or interrupted run(s) hidden; --all shows them")
+        out.hint(f"{hidden} failed, interrupted or lost run(s) hidden; --all shows them")
+    for run in shown:
+        if run.get("status") == "lost":
+            out.hint(escape(lost_line(run)))
 
 
 def run_columns(metrics: list[str], short: dict[str, str]) -> list[Column]:

@@ -42,6 +42,11 @@ def _state(state: str) -> Cell:
     return Cell(state, Text(state, style="" if state == "ok" else "bold red"))
 
 
+def _checkpoint(checkpoint: dict | None) -> str | None:
+    """`step N: PATH` of a run's last complete checkpoint."""
+    return f"step {checkpoint.get('step')}: {checkpoint.get('path')}" if checkpoint else None
+
+
 def show_command(
     run: str = typer.Argument(..., help="Run id, unique id prefix, name, tag, @latest or @latest~N."),
     json_mode: bool = json_option(),
@@ -93,6 +98,8 @@ def show_command(
         ["parent", f"{parent['id']} ({parent['name'] or 'not in this registry'})" if parent else None],
         ["children", ", ".join(f"{c['id']} ({c['name']})" for c in lineage["children"]) or None],
         ["output", info.get("output_dir")],
+        ["lost", (info.get("lost") or {}).get("reason")],
+        ["last checkpoint", _checkpoint(info.get("last_checkpoint"))],
         ["code", Cell(commit, f"{(commit or '—')[:12]}{' (dirty)' if code.get('dirty') else ''}")],
         ["seed", env.get("seed")],
     ]
