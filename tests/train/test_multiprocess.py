@@ -78,15 +78,15 @@ def losses(registry: Path, run_id: str) -> list[tuple[int, float]]:
     return [(row["step"], row["loss"]) for row in history if "loss" in row]
 
 
-def commits(registry: Path) -> int:
-    return int(
-        subprocess.run(
-            ["git", "-C", str(registry), "rev-list", "--count", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+def commit_messages(registry: Path, run_id: str) -> list[str]:
+    """The registry's commit subjects about `run_id`, oldest first, with the run id taken out."""
+    subjects = subprocess.run(
+        ["git", "-C", str(registry), "log", "--reverse", "--format=%s"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return [subject.replace(run_id, "RUN") for subject in subjects if run_id in subject]
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +131,16 @@ def test_two_processes_make_one_run_one_output_and_as_many_commits_as_one(runs):
     from ftkit.registry.store import RunRegistry
 
     (root1, _), (root2, two) = runs[1], runs[2]
-    assert len(RunRegistry.open(root2 / "registry").summaries()) == 1
-    assert commits(root2 / "registry") == commits(root1 / "registry")  # the workers commit nothing
     payload = json.loads(two.stdout)
+    assert len(RunRegistry.open(root2 / "registry").summaries()) == 1
+    # The parent alone commits: the run as running before the workers start, then its one final record, as the
+    # one-process run does (which also records its resolved recipe mid-run; the parent learns it at the end).
+    mine = commit_messages(root2 / "registry", payload["run_id"])
+    single = json.loads(runs[1][1].stdout)["run_id"]
+    reference = [m for m in commit_messages(root1 / "registry", single) if "updated" not in m]
+    assert [m.split(", eval.loss=")[0] for m in mine] == [m.split(", eval.loss=")[0] for m in reference]
+    assert len(mine) == 2
+    assert [m for m in mine if "succeeded" in m] == [mine[-1]]
     assert [path.name for path in (root2 / "outputs").iterdir()] == [payload["run_id"]]
     written = sorted(path.name for path in Path(payload["output_dir"]).iterdir())
     assert "adapter_model.safetensors" in written and "metrics.json" in written
