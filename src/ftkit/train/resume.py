@@ -39,6 +39,7 @@ class ResumeFrom:
         # Read now: rotation deletes this checkpoint once keep_checkpoints newer ones exist.
         value = self.checkpoint.marker().get("loss_sum")
         self._loss_sum = float(value) if isinstance(value, (int, float)) else 0.0
+        self._logged = _logged_history(self.checkpoint.path)
 
     def check(self, resolved: dict[str, Any]) -> None:
         """RecipeError (exit 2) naming the changed keys when `resolved` would not train what the checkpoint did;
@@ -62,8 +63,15 @@ class ResumeFrom:
         )
 
     def history_before(self) -> list[dict[str, Any]]:
-        """The recorded history rows up to the checkpoint's step (the resumed session logs the rest)."""
-        return [row for row in self.history if int(row.get("step", 0)) <= self.checkpoint.step]
+        """The history rows up to the checkpoint's step (the resumed session logs the rest): the recorded ones, or,
+        when the run's record stops earlier (a killed run records no history), the checkpoint's own log."""
+        recorded = [row for row in self.history if int(row.get("step", 0)) <= self.checkpoint.step]
+        if (
+            max((int(row.get("step", 0)) for row in recorded if "loss" in row), default=0)
+            >= self.checkpoint.step
+        ):
+            return recorded
+        return self._logged
 
     def loss_base(self) -> float:
         """The sum of the per-step losses up to the checkpoint (0.0 when its marker lacks it)."""
@@ -153,3 +161,20 @@ def prepare_checkpoints(
             f"removed incomplete checkpoints left by an interrupted save: {', '.join(saver.removed_partial)}",
         )
     return saver
+
+
+def _logged_history(checkpoint: Path) -> list[dict[str, Any]]:
+    """History rows (step, loss, learning_rate, grad_norm, epoch) from a checkpoint's trainer_state.json."""
+    import json
+
+    try:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    keys = ("loss", "learning_rate", "grad_norm", "eval_loss", "epoch")
+    rows = []
+    for logged in state.get("log_history") or []:
+        values = {key: float(logged[key]) for key in keys if isinstance(logged.get(key), (int, float))}
+        if values and "step" in logged:
+            rows.append({"step": int(logged["step"]), **values})
+    return rows
