@@ -147,9 +147,10 @@ def _resume(
         on_checkpoint=lambda saved: reg.update_run(run_id, last_checkpoint=saved.to_dict()),
     )
     resumed = {
-        "time": info.get("ended_at"),
+        "time": result.started_at,
         "kind": "resume",
-        "message": f"resumed from step {checkpoint.step}",
+        "message": f"resumed from step {checkpoint.step} ({checkpoint.path}); it was {info.get('status')}",
+        "step": checkpoint.step,
     }
     record = RunRecord(
         run_id=run_id,
