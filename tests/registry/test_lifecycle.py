@@ -112,6 +112,11 @@ def test_a_dead_pid_or_a_stale_heartbeat_makes_a_running_run_lost_once(registry)
     stored = RunRegistry.open(registry.root, create=False).load_run(dead.run_id)["run"]
     assert stored["status"] == "lost" and stored["lost"]["noticed_at"]
     assert not beat.exists()
+    registry.update_run(alive.run_id, last_checkpoint={"step": 8, "path": "/out/checkpoint-8"})
+    shown = CliRunner().invoke(app, ["show", dead.run_id, "--registry", str(registry.root)]).stdout
+    assert "lost" in shown and f"pid {dead.process['pid']}" in shown
+    shown = CliRunner().invoke(app, ["show", alive.run_id, "--registry", str(registry.root)]).stdout
+    assert "step 8: /out/checkpoint-8" in shown
     assert [r["id"] for r in registry.list_runs()] == [alive.run_id, unknown.run_id]  # lost hidden by default
 
 

@@ -35,7 +35,7 @@ def test_runs_lists_newest_first_hides_failed(cli, add_run):
     assert [r["id"] for r in payload(cli("runs", "--limit", "1", "--json"))["runs"]] == [c]
     human = cli("runs")
     assert c in human.stdout and a in human.stdout and b not in human.stdout
-    assert "1 failed or interrupted run(s) hidden" in human.output
+    assert "1 failed, interrupted or lost run(s) hidden" in human.output
 
 
 def test_runs_on_a_missing_registry_is_empty_not_an_error(tmp_path, monkeypatch):

@@ -98,11 +98,13 @@ def show_command(
         ["parent", f"{parent['id']} ({parent['name'] or 'not in this registry'})" if parent else None],
         ["children", ", ".join(f"{c['id']} ({c['name']})" for c in lineage["children"]) or None],
         ["output", info.get("output_dir")],
-        ["lost", (info.get("lost") or {}).get("reason")],
-        ["last checkpoint", _checkpoint(info.get("last_checkpoint"))],
         ["code", Cell(commit, f"{(commit or '—')[:12]}{' (dirty)' if code.get('dirty') else ''}")],
         ["seed", env.get("seed")],
     ]
+    if info.get("status") == "lost":
+        facts.append(["lost", (info.get("lost") or {}).get("reason")])
+    if info.get("last_checkpoint"):
+        facts.append(["last checkpoint", _checkpoint(info["last_checkpoint"])])
     if info.get("error") and not out.is_terminal:
         facts.append(["error", info["error"]])
     out.table(f"Run {run_id} ({info.get('name') or ''})", _FACTS, facts)
