@@ -188,3 +188,34 @@ def test_resume_without_a_complete_checkpoint_says_what_exists(tmp_path, setup):
     assert "no complete checkpoint" in refused.stderr
     assert "incomplete checkpoints: .ftkit-saving-checkpoint-4" in refused.stderr
     assert _registry(registry).load_run(run_id)["run"]["status"] == "lost"
+
+
+def test_rerun_from_checkpoint_forks_from_its_weights_and_records_where(tmp_path, setup):
+    from safetensors.torch import load_file
+
+    registry, run_id, _ = _interrupted(tmp_path, setup, ("sigint", 10))
+    # A learning rate too small to move the weights: the fork's output must hold the checkpoint's adapter.
+    forked = ftkit(
+        "rerun", run_id, "--from-checkpoint", "8", "--json", "--registry", str(registry),
+        "--set", "training.learning_rate=1e-9", "--set", "training.max_steps=1",
+    )  # fmt: skip
+    assert forked.returncode == 0, forked.stderr
+    document = json.loads(forked.stdout)
+    run = _registry(registry).load_run(document["run_id"])["run"]
+    assert run["parent"] == run_id
+    checkpoint = (
+        Path(_registry(registry).load_run(run_id)["run"]["output_dir"]) / "checkpoints" / "checkpoint-8"
+    )
+    assert run["start_checkpoint"] == {"run": run_id, "step": 8, "path": str(checkpoint)}
+    started = load_file(checkpoint / "adapter_model.safetensors")
+    trained = load_file(Path(document["output_dir"]) / "adapter_model.safetensors")
+    assert started.keys() == trained.keys()
+    assert any(name.endswith("lora_B.weight") and tensor.abs().max() > 0 for name, tensor in started.items())
+    for name, tensor in started.items():  # lora_B starts at zero: only the checkpoint makes these equal
+        assert (trained[name] - tensor).abs().max() < 1e-6, name
+    shown = ftkit("show", document["run_id"], "--registry", str(registry))
+    assert f"run {run_id} step 8:" in shown.stdout
+    missing = ftkit("rerun", run_id, "--from-checkpoint", "5", "--registry", str(registry))
+    assert (
+        missing.returncode == 2 and "no complete checkpoint at step 5 (it has steps 8, 11)" in missing.stderr
+    )

@@ -59,6 +59,13 @@ def rerun_command(
         help="Start from the recipe as written, with the run's overrides (comments kept), not the resolved one.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show the plan; no training."),
+    from_checkpoint: str | None = typer.Option(
+        None,
+        "--from-checkpoint",
+        metavar="STEP|last",
+        help="Fork: start from the weights of the run's checkpoint at STEP (or its last one); optimizer and "
+        "schedule start afresh. Recorded as the new run's start_checkpoint.",
+    ),
     json_mode: bool = json_option(),
     registry: Path | None = registry_option(),
 ) -> None:
@@ -72,6 +79,11 @@ def rerun_command(
         folder = Path(tempfile.gettempdir())
         out.warn(f"this folder is not writable: relative paths given with --set are relative to {folder}")
     run_id, text = prepare_rerun(registry, run, original, folder)
+    start = None
+    if from_checkpoint is not None:
+        from ftkit.cli.resume import fork_start
+
+        start = fork_start(registry, run_id, from_checkpoint)
     fd, name = tempfile.mkstemp(prefix=f".ftkit-rerun-{run_id}-", suffix=".yaml", dir=folder)
     recipe_path = Path(name)
     try:
@@ -85,6 +97,7 @@ def rerun_command(
             dry_run=dry_run,
             parent=run_id,
             registry_path=registry,
+            start=start,
         )
     finally:
         recipe_path.unlink(missing_ok=True)

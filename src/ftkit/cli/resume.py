@@ -193,6 +193,35 @@ def _resume(
     return int(_EXIT_FOR_STATUS[result.status])
 
 
+def fork_start(registry_path: Path | None, run_id: str, which: str) -> Any:
+    """The checkpoint a fork of `run_id` starts from (`ftkit rerun --from-checkpoint STEP|last`), as a
+    train.resume.ForkFrom; UsageError (exit 2) naming the checkpoints there are when it is not there."""
+    from ftkit.train.checkpoints import complete_checkpoints, describe_contents
+    from ftkit.train.resume import ForkFrom
+
+    reg = open_existing(registry_path)
+    with reg:
+        output_dir = reg.load_run(run_id)["run"].get("output_dir")
+    found = complete_checkpoints(output_dir) if output_dir else []
+    if which != "last" and not which.isdigit():
+        raise UsageError(
+            f"--from-checkpoint {which!r}: expected a step number or `last`",
+            hint=f"e.g. --from-checkpoint last; run {run_id} has checkpoints at steps "
+            f"{', '.join(str(c.step) for c in found) or '(none)'}",
+        )
+    chosen = found[-1:] if which == "last" else [c for c in found if c.step == int(which)]
+    if not chosen:
+        where = describe_contents(output_dir) if output_dir else "the run recorded no output folder"
+        steps = ", ".join(str(c.step) for c in found)
+        raise UsageError(
+            f"run {run_id} has no complete checkpoint"
+            + (f" at step {which}" if which != "last" else "")
+            + (f" (it has steps {steps})" if steps else f": {where}"),
+            hint="pick one of its steps, or rerun without --from-checkpoint to train from the base model",
+        )
+    return ForkFrom(run_id, chosen[0])
+
+
 def register(app: typer.Typer) -> None:
     """Add `ftkit resume`."""
     app.command("resume")(resume_command)

@@ -65,6 +65,7 @@ def run_and_record(
     registry_path: Path | None,
     extra_json: dict[str, Any] | None = None,
     extra_steps: list[tuple[str, str]] | None = None,
+    start: Any = None,
 ) -> int:
     """Run a recipe file and commit the run to the registry (also used by `ftkit rerun`); print the summary.
     Returns the exit code. The run itself is `ftkit.train.runner.execute_run`. `ftkit tune` adds its own keys
@@ -103,6 +104,9 @@ def run_and_record(
     )
     life = RunLife(registry, output, _running_record(loaded, run_id, name, parent, collect_environment))
     hooks: dict[str, Any] = {"on_checkpoint": life.checkpoint, "record_facts": life.update}
+    if start is not None:  # a fork (`ftkit rerun --from-checkpoint`): train.resume.ForkFrom
+        hooks["start"] = start
+        life.record.start_checkpoint = start.to_dict()
     if needs_launch(loaded.recipe):  # several processes: this process starts them and records the run
         from ftkit.train.launch import launch_run as execute_run
 
@@ -137,6 +141,7 @@ def run_and_record(
         output_dir=result.output_dir,
         error=result.error,
         auto=result.auto,
+        start_checkpoint=start.to_dict() if start is not None else None,
         samples=[*result.samples, *result.prompts],  # samples.jsonl: what the models answered
     )
     if result.status == "interrupted" and saved_output(result.output_dir) is None:

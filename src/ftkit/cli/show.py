@@ -105,6 +105,9 @@ def show_command(
         facts.append(["lost", (info.get("lost") or {}).get("reason")])
     if info.get("last_checkpoint"):
         facts.append(["last checkpoint", _checkpoint(info["last_checkpoint"])])
+    if info.get("start_checkpoint"):  # a fork (`ftkit rerun --from-checkpoint`): the weights it started from
+        start = info["start_checkpoint"]
+        facts.append(["started from", f"run {start.get('run')} {_checkpoint(start)}"])
     if info.get("error") and not out.is_terminal:
         facts.append(["error", info["error"]])
     out.table(f"Run {run_id} ({info.get('name') or ''})", _FACTS, facts)

@@ -5,6 +5,7 @@ RunRecord into the bytes of `runs/<run-id>/*` (secrets scrubbed, 1 MiB per file)
     run.json          id, name, status (running, succeeded, failed, interrupted, lost), method, model, task,
                       config hash, parent, times, error, headline, process {host, pid, pid_start},
                       last_checkpoint {step, path}, lost {reason, noticed_at} (lifecycle.py),
+                      start_checkpoint {run, step, path} (a fork: `ftkit rerun --from-checkpoint`),
                       overrides (the `--set KEY=VALUE` list as typed, secrets scrubbed), auto (each `auto` value chosen:
                       {key: {value, rule, evidence}}, when the recipe had any)
     recipe.yaml       the recipe as given (secrets scrubbed), before the overrides
@@ -82,6 +83,9 @@ class RunRecord:
     samples: list = field(default_factory=list)  # answers (ftkit.evaluation.answers rows), as samples.jsonl
     process: dict = field(default_factory=dict)  # {host, pid, pid_start} of the process that ran it
     last_checkpoint: dict | None = None  # {step, path} of the newest complete checkpoint, when there is one
+    start_checkpoint: dict | None = (
+        None  # a fork's starting point {run, step, path} (`rerun --from-checkpoint`)
+    )
 
 
 def now_iso() -> str:
@@ -172,6 +176,8 @@ def render(
         run["process"] = record.process
     if record.last_checkpoint:
         run["last_checkpoint"] = record.last_checkpoint
+    if record.start_checkpoint:
+        run["start_checkpoint"] = record.start_checkpoint
     if history_every > 1 or events_every > 1:
         run["thinned"] = {"history_every": history_every, "events_every": events_every}
     files = {
