@@ -90,8 +90,11 @@ def test_checkpoints_are_complete_rotated_and_kept_out_of_the_registry(tmp_path,
         assert marker["loss_sum"] == pytest.approx(
             sum(v for s, v in losses.items() if s <= checkpoint.step), rel=1e-6
         )
-    saved = [event["step"] for event in loaded["events"] if event.get("kind") == "checkpoint"]
-    assert saved == [4, 8, 12]
+    saved = {event["step"]: event for event in loaded["events"] if event.get("kind") == "checkpoint"}
+    assert sorted(saved) == [4, 8, 12]
+    for checkpoint in found:  # the size each event reports is what the folder holds on disk
+        on_disk = sum(path.stat().st_size for path in checkpoint.path.rglob("*") if path.is_file())
+        assert saved[checkpoint.step]["bytes"] == on_disk and saved[checkpoint.step]["seconds"] > 0
     names = [row["name"] for row in loaded["artifacts"]]
     assert "adapter_model.safetensors" in names
     assert not [name for name in names if name.startswith("checkpoints/")]

@@ -17,8 +17,9 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ class Checkpoint:
 
     step: int
     path: Path
+    seconds: float | None = field(default=None, compare=False)  # the save's wall time (write, fsync, rename)
+    size: int | None = field(default=None, compare=False)  # bytes on disk
 
     def marker(self) -> dict[str, Any]:
         """The marker's content ({} when it cannot be read)."""
@@ -195,6 +198,7 @@ class AtomicCheckpoints:
         root = checkpoints_dir(self.output_dir)
         staging = root / f"{STAGING}{step}"
         main = trainer.args.should_save
+        started = time.perf_counter()
         try:
             if main:
                 root.mkdir(parents=True, exist_ok=True)
@@ -220,7 +224,9 @@ class AtomicCheckpoints:
                 raise located(error, root, f"checkpoint {step}") from error
             raise
         if main:
-            checkpoint = Checkpoint(step, root / f"checkpoint-{step}")
+            final = root / f"checkpoint-{step}"
+            size = sum(path.stat().st_size for path in final.rglob("*") if path.is_file())
+            checkpoint = Checkpoint(step, final, round(time.perf_counter() - started, 4), size)
             self.saved.append(checkpoint)
             rotate(self.output_dir, self.keep)
             if self.on_saved is not None:

@@ -148,7 +148,12 @@ def prepare_checkpoints(
 
     def saved(checkpoint: Checkpoint) -> None:
         event(
-            "checkpoint", f"checkpoint at step {checkpoint.step}: {checkpoint.path}", **checkpoint.to_dict()
+            "checkpoint",
+            f"checkpoint at step {checkpoint.step}: {checkpoint.path} "
+            f"({(checkpoint.size or 0) / 1048576:.1f} MiB in {checkpoint.seconds or 0:.2f} s)",
+            **checkpoint.to_dict(),
+            seconds=checkpoint.seconds,
+            bytes=checkpoint.size,
         )
         if on_checkpoint is not None:
             on_checkpoint(checkpoint)
