@@ -51,7 +51,11 @@ def _trained_metrics(output_dir: str) -> dict:
 
 
 def _run_commits(registry: Path, run_id: str) -> int:
-    return len(git(registry, "log", "--format=%H", "main", "--", f"runs/{run_id}").split())
+    """Commits that recorded the run's final record (its `running` start and updates are not counted)."""
+    log = git(
+        registry, "log", "--format=%(trailers:key=Ftkit-Status,valueonly)", "main", "--", f"runs/{run_id}"
+    )
+    return sum(status in ("succeeded", "failed", "interrupted") for status in log.split())
 
 
 def test_lock_after_training_keeps_the_run_pending_and_the_next_command_records_it_once(
