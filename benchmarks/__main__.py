@@ -46,6 +46,7 @@ NEEDS_MODEL = {
     "generation_speed",
     "eval_speed",
     "multiprocess_speed",
+    "checkpoint_speed",
 }
 LATEST_MD = Path(__file__).resolve().parent / "LATEST.md"
 README = REPO_ROOT / "README.md"

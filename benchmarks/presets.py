@@ -68,6 +68,9 @@ class Preset:
     # multiprocess_speed: 1 process x batch 2b vs 2 processes x batch b (b = batch_size); 10 steps of 4 rows per
     # process keep a repetition (two `ftkit run`s, each loading the model) near 2 minutes on 2 cores.
     multiprocess: TrainSize = TrainSize(batch_size=4, steps=10, max_seq_len=256)
+    # checkpoint_speed: one run per method, a checkpoint after each of `reps` steps; batch 2 x 128 keeps the steps
+    # short, since the step itself is not measured (full fine-tuning's ~1.6 GB checkpoints dominate the time).
+    checkpoint: TrainSize = TrainSize(batch_size=2, steps=5, max_seq_len=128)
 
 
 SMALL = Preset(

@@ -33,6 +33,7 @@ ORDER = (
     "generation_speed",
     "eval_speed",
     "multiprocess_speed",
+    "checkpoint_speed",
 )
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
@@ -94,6 +95,16 @@ SUMMARY = (
         "multiprocess_speed",
         ("ratio",),
         "training tokens/s, 2 CPU processes / 1 process at the same global batch (cores split, not added)",
+    ),
+    (
+        "checkpoint_speed",
+        ("time_lora", "time_ia3", "time_prefix", "time_full"),
+        "checkpoint write time (s, fsynced): lora · ia3 · prefix · full",
+    ),
+    (
+        "checkpoint_speed",
+        ("size_lora", "size_ia3", "size_prefix", "size_full"),
+        "checkpoint size (MiB, weights + optimizer + state): lora · ia3 · prefix · full",
     ),
     (
         "cli_latency",
