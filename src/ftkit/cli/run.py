@@ -104,6 +104,11 @@ def run_and_record(
     )
     life = RunLife(registry, output, _running_record(loaded, run_id, name, parent, collect_environment))
     hooks: dict[str, Any] = {"on_checkpoint": life.checkpoint, "record_facts": life.update}
+    if start is not None and needs_launch(loaded.recipe):
+        raise RecipeError(
+            "--from-checkpoint starts a run in one process; this recipe trains in several (distributed)",
+            hint="add --set distributed.num_processes=1 to fork from the checkpoint",
+        )
     if start is not None:  # a fork (`ftkit rerun --from-checkpoint`): train.resume.ForkFrom
         hooks["start"] = start
         life.record.start_checkpoint = start.to_dict()
