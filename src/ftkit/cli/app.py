@@ -49,7 +49,7 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "runs": CommandEntry(
         "ftkit.cli.runs",
-        "List recorded runs, newest first; failed and interrupted runs are hidden unless --all.",
+        "List recorded runs, newest first; failed, interrupted and lost runs are hidden unless --all.",
     ),
     "show": CommandEntry(
         "ftkit.cli.show",
