@@ -199,3 +199,26 @@ def test_ctrl_c_during_the_model_load_says_nothing_was_saved(tmp_path, recipe_fi
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def test_a_killed_commits_lock_does_not_block_ftkit_tag(tmp_path, recipe_file):
+    """Not only `ftkit run`'s preflight: any write (here `ftkit tag`) clears a lock a killed ftkit left, at once."""
+    root, earlier, tree, running, process = _kill_at(tmp_path, recipe_file, "registry-commit")
+    lock = root / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text(git(root, "rev-parse", "main"))  # what the kill left, as in the test above
+    tagged = subprocess.run(
+        [sys.executable, "-m", "ftkit", "tag", earlier, "kept", "--registry", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert tagged.returncode == 0, tagged.stderr
+    assert not lock.exists()
+    shown = subprocess.run(
+        [sys.executable, "-m", "ftkit", "show", "kept", "--json", "--registry", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert json.loads(shown.stdout)["id"] == earlier
+    _fsck_clean(root)

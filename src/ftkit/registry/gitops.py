@@ -278,6 +278,12 @@ def compare_and_swap(repo: git.Repo, ref: str, new: str, old: str | None, reason
     return False
 
 
+def refusing_lock(repo: git.Repo) -> Path | None:
+    """The lock file git named when it last refused a ref update in `repo` (None when it named none)."""
+    lock = re.search(r"Unable to create '([^']+\.lock)'", _REFUSALS.get(repo.git_dir, ""))
+    return Path(lock.group(1)) if lock else None
+
+
 def refused(repo: git.Repo, what: str) -> RegistryError:
     """The error after compare-and-swap kept failing in `repo`: `what` happened, git's own last message, and the
     lock it names (the file to remove when no writer is running)."""

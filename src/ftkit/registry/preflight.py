@@ -25,7 +25,7 @@ _SETTLE_S = 0.2  # a live git renames its lock within milliseconds; unchanged th
 # The locks a run commit takes (the branch ref, HEAD, config, packed refs) plus the index git may leave.
 _LOCKS = ("refs/heads/main.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "index.lock")
 
-__all__ = ["STALE_AFTER_S", "WAIT_S", "check_registry_ready"]
+__all__ = ["STALE_AFTER_S", "WAIT_S", "check_registry_ready", "remove_killed_writer_lock"]
 
 
 def check_registry_ready(
@@ -98,6 +98,20 @@ def check_registry_ready(
                     f"waiting up to {wait:.0f} s for git lock {lock} (another command is writing the registry)"
                 )
         time.sleep(poll)
+
+
+def remove_killed_writer_lock(git_dir: Path, lock: Path) -> bool:
+    """Remove `lock` when an ftkit ref update whose process is dead on this host left it (see
+    `_left_by_killed_writer`); True when it was removed. Any writing command calls this when git refuses a ref
+    update because of that lock, so a killed run does not block `ftkit tag` and the rest until the next run."""
+    if _left_by_killed_writer(Path(git_dir), Path(lock)) is None:
+        return False
+    try:
+        Path(lock).unlink()
+    except OSError:
+        return False
+    processes.clear_dead_notes(Path(git_dir))
+    return True
 
 
 def _left_by_killed_writer(git_dir: Path, lock: Path) -> dict | None:

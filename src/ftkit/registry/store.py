@@ -37,7 +37,7 @@ from typing import Any
 import git
 
 from ftkit.errors import RegistryError
-from ftkit.registry import damage, evals, gitops, lifecycle, opening, records, refs, sync, tags
+from ftkit.registry import damage, evals, gitops, lifecycle, opening, preflight, records, refs, sync, tags
 from ftkit.registry import diff as diffing
 from ftkit.registry.artifacts import ArtifactStore
 from ftkit.registry.evals import EvalRecord
@@ -140,6 +140,7 @@ class RunRegistry:
         """Commit `change(root entries) -> new root entries` on the tip with compare-and-swap; retry lost races.
         `message` may be a function, called after each `change`, when it depends on the tree the change replaced;
         a change that leaves the tree as it is commits nothing (the tip is returned)."""
+        cleared: set[Path] = set()
         for attempt in range(_MAX_ATTEMPTS):
             tip, root = self.snapshot(fresh=True)
             entries = change(dict(root))
@@ -150,6 +151,11 @@ class RunRegistry:
             commit = gitops.write_commit(self.repo, tree, [tip], text, self.actor)
             if self.move_tip(commit, tip, entries, reason):
                 return commit
+            lock = gitops.refusing_lock(self.repo)
+            if lock is not None and lock not in cleared:  # a killed writer's lock blocks every later commit
+                cleared.add(lock)
+                if preflight.remove_killed_writer_lock(Path(self.repo.git_dir), lock):
+                    continue
             time.sleep(random.uniform(0.001, 0.005) * min(attempt + 1, 20))
         raise gitops.refused(
             self.repo,
