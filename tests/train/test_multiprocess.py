@@ -133,13 +133,13 @@ def test_two_processes_make_one_run_one_output_and_as_many_commits_as_one(runs):
     (root1, _), (root2, two) = runs[1], runs[2]
     payload = json.loads(two.stdout)
     assert len(RunRegistry.open(root2 / "registry").summaries()) == 1
-    # The parent alone commits: the run as running before the workers start, then its one final record, as the
-    # one-process run does (which also records its resolved recipe mid-run; the parent learns it at the end).
+    # The parent alone commits, as the one-process run does: the run as running before the workers start, its
+    # resolved recipe as rank 0 reports it, then its one final record.
     mine = commit_messages(root2 / "registry", payload["run_id"])
     single = json.loads(runs[1][1].stdout)["run_id"]
-    reference = [m for m in commit_messages(root1 / "registry", single) if "updated" not in m]
+    reference = commit_messages(root1 / "registry", single)
     assert [m.split(", eval.loss=")[0] for m in mine] == [m.split(", eval.loss=")[0] for m in reference]
-    assert len(mine) == 2
+    assert len(mine) == 3 and "updated config_hash, resolved" in mine[1]
     assert [m for m in mine if "succeeded" in m] == [mine[-1]]
     assert [path.name for path in (root2 / "outputs").iterdir()] == [payload["run_id"]]
     written = sorted(path.name for path in Path(payload["output_dir"]).iterdir())

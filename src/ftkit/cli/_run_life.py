@@ -32,7 +32,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 class RunLife:
-    """The registry record of the run `record` (a RunRecord) while `ftkit run` trains it."""
+    """The registry record of the run `record` (a RunRecord) while `ftkit run` trains it, or `ftkit resume`
+    continues it (`take_sigterm()` at once, then `resumed()` in place of `start()`)."""
 
     def __init__(self, registry: Any, output: Any, record: Any):
         self.registry = registry
@@ -45,16 +46,36 @@ class RunLife:
 
     def start(self) -> None:
         """Commit the run as `running` (shielded), start its heartbeat, and take SIGTERM as Ctrl-C."""
-        from ftkit.registry.liveness import Heartbeat
-
         with self.shield() as signalled:
             self.registry.start_run(self.record)
             self.started = True
-        self._heartbeat = Heartbeat(self.registry.root, self.record.run_id).start()
-        with contextlib.suppress(ValueError):  # not the main thread: SIGTERM keeps its default
-            self._sigterm = signal.signal(signal.SIGTERM, _interrupt)
+        self._beat()
+        self.take_sigterm()
         if signalled:
             raise KeyboardInterrupt
+
+    def take_sigterm(self) -> None:
+        """From now on SIGTERM raises KeyboardInterrupt like Ctrl-C (in the main thread; elsewhere it keeps its
+        default)."""
+        if self._sigterm is None:
+            with contextlib.suppress(ValueError):
+                self._sigterm = signal.signal(signal.SIGTERM, _interrupt)
+
+    def resumed(self) -> None:
+        """`ftkit resume`, once the run's settings are known to match its checkpoint: the run is `running` again
+        (shielded) and its heartbeat starts. A Ctrl-C or SIGTERM that came during the commit is delivered again
+        after it, so it stops the run as it would have."""
+        with self.shield() as signalled:
+            self.registry.resume_run(self.record.run_id)
+            self.started = True
+        self._beat()
+        for signum in signalled[:1]:
+            os.kill(os.getpid(), signum)
+
+    def _beat(self) -> None:
+        from ftkit.registry.liveness import Heartbeat
+
+        self._heartbeat = Heartbeat(self.registry.root, self.record.run_id).start()
 
     def close(self) -> None:
         """Stop the heartbeat and give SIGTERM back its previous handler."""

@@ -78,14 +78,14 @@ def resume_and_record(run: str, overrides: list[str], *, json_mode: bool, regist
     folder = Path.cwd() if os.access(Path.cwd(), os.W_OK) else Path(tempfile.gettempdir())
     fd, name = tempfile.mkstemp(prefix=f".ftkit-resume-{run_id}-", suffix=".yaml", dir=folder)
     recipe_path = Path(name)
-    try:
+    try:  # kept until the run ends: the processes of a multi-process run each read it again
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(yamlio.dump(resolved, header=f"resume of {run_id}"))
         loaded = load_recipe(recipe_path, overrides)
+        _refuse_changed_settings(run_id, checkpoint.step, resolved, loaded, overrides, flag)
+        return _resume(output, reg, recorded, loaded, checkpoint, registry_path)
     finally:
         recipe_path.unlink(missing_ok=True)
-    _refuse_changed_settings(run_id, checkpoint.step, resolved, loaded, overrides, flag)
-    return _resume(output, reg, recorded, loaded, checkpoint, registry_path)
 
 
 def _refuse_changed_settings(
@@ -114,11 +114,15 @@ def _refuse_changed_settings(
 def _resume(
     output: Output, reg: Any, recorded: dict, loaded: Any, checkpoint: Any, registry_path: Path | None
 ) -> int:
+    """Continue the run in one process or, for a recipe with several, through the launcher (every rank from the
+    same checkpoint), with `ftkit run`'s lifecycle (cli/_run_life.py): SIGTERM taken as Ctrl-C from the start;
+    `running` again with a heartbeat once the settings match; checkpoints recorded; the final commit shielded."""
     from ftkit.cli._progress import TerminalReporter
+    from ftkit.cli._run_life import RunLife
     from ftkit.cli.review import review_of_record, show_review_summary
     from ftkit.cli.run import _EXIT_FOR_STATUS, _commit_or_keep, _summary
+    from ftkit.recipe.distributed_checks import needs_launch
     from ftkit.registry.environment import collect_environment
-    from ftkit.registry.store import RunRecord
     from ftkit.train.resume import ResumeFrom
     from ftkit.train.runner import execute_run
 
@@ -128,6 +132,7 @@ def _resume(
         f"[bold]resuming run {run_id}[/bold] ({escape(str(info.get('name')))}) from step {checkpoint.step} "
         f"({escape(str(checkpoint.path))})"
     )
+    life = RunLife(reg, output, _record_of(recorded, info))
     start = ResumeFrom(
         run_id,
         checkpoint,
@@ -136,48 +141,51 @@ def _resume(
         str(info.get("config_hash")),
         list(recorded.get("history") or []),
         registry_flag=f" --registry {shlex.quote(str(registry_path))}" if registry_path is not None else "",
-        confirmed=lambda: reg.resume_run(run_id),  # `running` again once the settings are known to match
+        confirmed=life.resumed,  # `running` again once the settings are known to match
     )
-    result = execute_run(
-        loaded,
-        run_id,
-        info.get("name") or run_id,
-        TerminalReporter(output),
-        start=start,
-        on_checkpoint=lambda saved: reg.update_run(run_id, last_checkpoint=saved.to_dict()),
-    )
+    if needs_launch(loaded.recipe):  # the run trained in several processes: so does its continuation
+        from ftkit.train.launch import launch_run as execute_run
+    life.take_sigterm()
+    try:
+        result = execute_run(
+            loaded,
+            run_id,
+            info.get("name") or run_id,
+            TerminalReporter(output),
+            start=start,
+            on_checkpoint=life.checkpoint,
+        )
+    except BaseException as error:  # bad input found late, or a second Ctrl-C: recorded once it was resumed
+        life.abandon(error)
+        raise
+    life.close()
+    if not life.started:  # stopped before its settings were checked: the registry still has it as it was
+        output.warn(f"run {run_id} was not resumed ({result.error}); the registry is unchanged")
+        return int(_EXIT_FOR_STATUS[result.status])
     resumed = {
         "time": result.started_at,
         "kind": "resume",
         "message": f"resumed from step {checkpoint.step} ({checkpoint.path}); it was {info.get('status')}",
         "step": checkpoint.step,
     }
-    record = RunRecord(
-        run_id=run_id,
-        name=info.get("name") or "",
-        status=result.status,
-        method=info.get("method"),
-        model=info.get("model"),
-        task=info.get("task"),
-        config_hash=result.config_hash,
-        parent=info.get("parent"),
-        started_at=info.get("started_at"),
-        ended_at=result.ended_at,
-        recipe_text=recorded.get("recipe") or "",
-        overrides=list(info.get("overrides") or []),
-        resolved=result.resolved,
-        metrics=result.metrics,
-        history=result.history,
-        events=[*(recorded.get("events") or []), resumed, *result.events],
-        env=collect_environment(loaded.recipe.training.seed, result.hardware, loaded.base_dir),
-        data=result.data_files,
-        output_dir=result.output_dir,
-        error=result.error,
-        auto=info.get("auto") or {},
-        samples=[*result.samples, *result.prompts],
-    )
-    record.review = review_of_record(record, output.warn)
-    _commit_or_keep(reg, record, lambda: _summary(output, loaded, result))
+    record = life.record
+    record.status = result.status
+    record.config_hash = result.config_hash
+    record.ended_at = result.ended_at
+    record.resolved = result.resolved
+    record.metrics = result.metrics
+    record.history = result.history
+    record.events = [*record.events, resumed, *result.events]
+    record.env = collect_environment(loaded.recipe.training.seed, result.hardware, loaded.base_dir)
+    record.data = result.data_files
+    record.output_dir = result.output_dir or record.output_dir  # its checkpoints are there in any case
+    record.error = result.error
+    record.samples = [*result.samples, *result.prompts]
+    with life.shield() as signalled:  # the commit completes or the pending record is written, never neither
+        record.review = review_of_record(record, output.warn)
+        _commit_or_keep(reg, record, lambda: _summary(output, loaded, result))
+    if signalled:
+        output.warn(f"run {run_id} was recorded before the interrupt took effect")
     _summary(output, loaded, result)
     show_review_summary(output, record.review, registry_path)
     output.emit(
@@ -191,6 +199,35 @@ def _resume(
         }
     )
     return int(_EXIT_FOR_STATUS[result.status])
+
+
+def _record_of(recorded: dict, info: dict) -> Any:
+    """The resumed run's record as the registry holds it (what `abandon` commits when the resumed session ends
+    before its final record: the history and events so far are kept)."""
+    from ftkit.registry.store import RunRecord
+
+    return RunRecord(
+        run_id=info["id"],
+        name=info.get("name") or "",
+        status="running",
+        method=info.get("method"),
+        model=info.get("model"),
+        task=info.get("task"),
+        config_hash=info.get("config_hash"),
+        parent=info.get("parent"),
+        started_at=info.get("started_at"),
+        recipe_text=recorded.get("recipe") or "",
+        overrides=list(info.get("overrides") or []),
+        resolved=recorded.get("resolved") or {},
+        metrics=dict(recorded.get("metrics") or {}),
+        history=list(recorded.get("history") or []),
+        events=list(recorded.get("events") or []),
+        env=dict(recorded.get("env") or {}),
+        data=dict(recorded.get("data") or {}),
+        output_dir=info.get("output_dir"),
+        auto=info.get("auto") or {},
+        start_checkpoint=info.get("start_checkpoint"),
+    )
 
 
 def fork_start(registry_path: Path | None, run_id: str, which: str) -> Any:

@@ -112,10 +112,8 @@ def run_and_record(
     if start is not None:  # a fork (`ftkit rerun --from-checkpoint`): train.resume.ForkFrom
         hooks["start"] = start
         life.record.start_checkpoint = start.to_dict()
-    if needs_launch(loaded.recipe):  # several processes: this process starts them and records the run
-        from ftkit.train.launch import launch_run as execute_run
-
-        hooks = {}
+    if needs_launch(loaded.recipe):  # several processes: this process starts them and records the run with
+        from ftkit.train.launch import launch_run as execute_run  # the same hooks, as rank 0 reports
     try:
         life.start()  # committed as `running` before the model loads (registry/lifecycle.py)
         result = execute_run(loaded, run_id, name, TerminalReporter(output), **hooks)

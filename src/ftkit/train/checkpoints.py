@@ -185,9 +185,14 @@ class AtomicCheckpoints:
 
     def save_now(self) -> Checkpoint | None:
         """Write a checkpoint at the current step unless one exists there (after a stop on Ctrl-C)."""
+        from ftkit.train.distributed import agree
+
         step = self.trainer.state.global_step
         last = last_checkpoint(self.output_dir)
-        if step == 0 or (last is not None and last.step >= step):
+        wanted = step > 0 and (last is None or last.step < step)
+        # Every rank takes part in a save (it waits for all of them): they decide together, and rank 0's folder
+        # (the only one a rank on another machine cannot see) may say "already saved" for all.
+        if not agree(wanted, every=True, device=self.trainer.args.device):
             return None
         self._save(self.trainer.model, None)
         return self.saved[-1] if self.saved else None
@@ -203,6 +208,7 @@ class AtomicCheckpoints:
             if main:
                 root.mkdir(parents=True, exist_ok=True)
                 shutil.rmtree(staging, ignore_errors=True)
+            trainer.accelerator.wait_for_everyone()  # no rank writes its RNG file into a folder being cleared
             # The Trainer writes <its output dir>/checkpoint-N: point it at the staging folder for this save.
             trainer._get_output_dir = lambda trial=None: str(staging)
             try:

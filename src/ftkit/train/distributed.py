@@ -91,14 +91,38 @@ class FileReporter:
     def progress_end(self) -> None:
         self._write(call="progress_end")
 
+    # The run's lifecycle hooks (cli/_run_life.py), for the parent to call: only it touches the registry.
 
-def replay(line: str, reporter: Any) -> None:
-    """Call `reporter` as the FileReporter that wrote `line` was called (a torn or foreign line is skipped)."""
+    def record_facts(self, **facts: Any) -> None:
+        """The runner's `record_facts` (resolved recipe, config hash), passed on to the parent."""
+        self._write(call="facts", facts=facts)
+
+    def on_checkpoint(self, checkpoint: Any) -> None:
+        """The runner's `on_checkpoint` (a complete train/checkpoints.Checkpoint), passed on to the parent."""
+        self._write(call="checkpoint", step=checkpoint.step, path=str(checkpoint.path))
+
+    def confirmed(self) -> None:
+        """A resumed run's settings matched its checkpoint's (train/resume.ResumeFrom.confirmed)."""
+        self._write(call="confirmed")
+
+
+def replay(line: str, reporter: Any, hooks: dict[str, Any] | None = None) -> None:
+    """Call `reporter` as the FileReporter that wrote `line` was called, and the lifecycle `hooks`
+    (record_facts, on_checkpoint, confirmed) it passed on; a torn or foreign line is skipped."""
     try:
         record = json.loads(line)
     except ValueError:
         return
     call = record.get("call")
+    hook = (hooks or {}).get({"facts": "record_facts", "checkpoint": "on_checkpoint"}.get(call, call))
+    if call == "facts" and hook is not None:
+        hook(**record["facts"])
+    elif call == "checkpoint" and hook is not None:
+        from ftkit.train.checkpoints import Checkpoint
+
+        hook(Checkpoint(int(record["step"]), Path(record["path"])))
+    elif call == "confirmed" and hook is not None:
+        hook()
     if call == "event":
         reporter.event(record["kind"], record["message"], **record.get("data", {}))
     elif call == "progress_start":
@@ -162,9 +186,29 @@ class ProcessAgreement:
         import torch
         import torch.distributed as dist
 
-        flag = torch.tensor([1.0 if control.should_training_stop else 0.0], device=args.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() and not control.should_training_stop:  # another rank stops here: so does this one
+        # Stop when any rank stops; save only when every rank saves: a checkpoint waits for every rank, so a rank
+        # that saves alone (its stop came a step later than another's) would wait for ever.
+        flags = torch.tensor(
+            [float(control.should_training_stop), float(not control.should_save)], device=args.device
+        )
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        stop, save = bool(flags[0].item()), not bool(flags[1].item())
+        if stop and not control.should_training_stop:  # another rank stops here: so does this one
             control.should_training_stop = True
-            control.should_save = False
+            save = False
+        control.should_save = save
         return control
+
+
+def agree(value: bool, every: bool = False, device: Any = "cpu") -> bool:
+    """Whether `value` holds on any rank (on every rank with `every`), the same answer on every rank; `value`
+    itself when the run has one process. A collective: every rank must call it at the same point."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    import torch
+
+    flag = torch.tensor([float(value != every)], device=device)  # every: is it false anywhere?
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item()) != every

@@ -21,8 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftkit import errors
 from ftkit.errors import FtkitError
@@ -32,6 +33,10 @@ from ftkit.recipe.schema import DistributedConfig
 from ftkit.train import distributed
 from ftkit.train.callbacks import Reporter
 from ftkit.train.runner import RunResult, load_recipe_data, now_iso
+
+if TYPE_CHECKING:
+    from ftkit.train.checkpoints import Checkpoint
+    from ftkit.train.resume import ResumeFrom
 
 DEFAULT_MULTI_MACHINE_PORT = 29500
 
@@ -93,13 +98,27 @@ def local_ranks(settings: DistributedConfig) -> list[int]:
     return list(range(first, first + per_machine))
 
 
-def launch_run(loaded: LoadedRecipe, run_id: str, run_name: str, reporter: Reporter) -> RunResult:
+def launch_run(
+    loaded: LoadedRecipe,
+    run_id: str,
+    run_name: str,
+    reporter: Reporter,
+    start: ResumeFrom | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    record_facts: Callable[..., None] | None = None,
+) -> RunResult:
     """Train `loaded` in the processes its `distributed:` section asks for and return rank 0's RunResult (or a
-    failed/interrupted one naming the ranks). FtkitErrors (bad input, found here or by a worker) propagate."""
+    failed/interrupted one naming the ranks). FtkitErrors (bad input, found here or by a worker) propagate.
+    The hooks are runner.execute_run's, called in this process as rank 0 reports: `start` continues a run from
+    its checkpoint on every rank (`ftkit resume`; its `confirmed` is called here), `on_checkpoint` with each
+    complete checkpoint, `record_facts` with the resolved recipe and config hash."""
     from ftkit.train.output_dir import check_output_writable
 
     settings = loaded.recipe.distributed
     assert settings is not None
+    hooks = {"on_checkpoint": on_checkpoint, "record_facts": record_facts}
+    if start is not None:
+        hooks["confirmed"] = start.confirmed
     main_machine = settings.machine_rank == 0
     if main_machine:
         check_output_writable(loaded)
@@ -116,7 +135,9 @@ def launch_run(loaded: LoadedRecipe, run_id: str, run_name: str, reporter: Repor
                 "name": run_name,
                 "num_processes": settings.num_processes,
                 "folder": str(folder),
-            }
+                "resume": _resume_spec(start),
+            },
+            default=str,
         ),
         encoding="utf-8",
     )
@@ -132,7 +153,7 @@ def launch_run(loaded: LoadedRecipe, run_id: str, run_name: str, reporter: Repor
         f"({strategy_of(settings) or 'from ' + str(settings.config_file)}, machine {settings.machine_rank} of "
         f"{settings.num_machines}); batch_size is per process",
     )
-    interrupts = _supervise(command, _worker_env(len(ranks)), folder, ranks, reporter)
+    interrupts = _supervise(command, _worker_env(len(ranks)), folder, ranks, reporter, hooks)
     result = _collect(folder, ranks, interrupts, run_id, run_name, started_at, main_machine)
     output = loaded.resolve_path(loaded.recipe.output) / run_id
     if result.output_dir is None and output.is_dir() and not any(output.iterdir()):
@@ -140,6 +161,22 @@ def launch_run(loaded: LoadedRecipe, run_id: str, run_name: str, reporter: Repor
     if result.status == "succeeded":
         shutil.rmtree(folder, ignore_errors=True)
     return result
+
+
+def _resume_spec(start: ResumeFrom | None) -> dict[str, Any] | None:
+    """What every worker needs to continue the run from its checkpoint (worker._resume_from)."""
+    if start is None:
+        return None
+    return {
+        "run_id": start.run_id,
+        "step": start.checkpoint.step,
+        "path": str(start.checkpoint.path),
+        "output_dir": str(start.output_dir),
+        "resolved": start.resolved,
+        "config_hash": start.config_hash,
+        "history": start.history,
+        "registry_flag": start.registry_flag,
+    }
 
 
 def _free_port() -> int:
@@ -157,18 +194,25 @@ def _worker_env(processes: int) -> dict[str, str]:
 
 
 def _supervise(
-    command: list[str], env: dict[str, str], folder: Path, ranks: list[int], reporter: Reporter
+    command: list[str],
+    env: dict[str, str],
+    folder: Path,
+    ranks: list[int],
+    reporter: Reporter,
+    hooks: dict[str, Any] | None = None,
 ) -> int:
-    """Run the launcher to its end, replaying rank 0's events; returns how many Ctrl-C the user pressed."""
+    """Run the launcher to its end, replaying rank 0's events and lifecycle hooks; returns how many Ctrl-C (or
+    SIGTERM, taken alike) the user sent."""
     pressed = 0
 
     def on_interrupt(signum: int, frame: Any) -> None:
         nonlocal pressed
         pressed += 1
         if pressed == 1:
+            what = "SIGTERM received" if signum == signal.SIGTERM else "Ctrl-C"
             reporter.event(
                 "interrupt",
-                "stopping every process after this step and saving (Ctrl-C again to stop them now)",
+                f"{what}: stopping every process after this step and saving (Ctrl-C again to stop them now)",
             )
             _signal_workers(folder, ranks, signal.SIGINT)
         else:
@@ -184,28 +228,28 @@ def _supervise(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    try:
-        previous = signal.signal(signal.SIGINT, on_interrupt)
-    except ValueError:  # not the main thread: Ctrl-C handling stays the caller's
-        previous = None
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread: signal handling stays the caller's
+            previous[signum] = signal.signal(signum, on_interrupt)
     events = folder / distributed.EVENTS_FILE
     position = 0
     try:
         while process.poll() is None:
-            position = _replay_new(events, position, reporter)
+            position = _replay_new(events, position, reporter, hooks)
             time.sleep(0.2)
-        _replay_new(events, position, reporter)
+        _replay_new(events, position, reporter, hooks)
     except BaseException:
         _signal_workers(folder, ranks, signal.SIGKILL)
         _kill_group(process)
         raise
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return pressed
 
 
-def _replay_new(path: Path, position: int, reporter: Reporter) -> int:
+def _replay_new(path: Path, position: int, reporter: Reporter, hooks: dict[str, Any] | None = None) -> int:
     """Replay the whole lines added to `path` since `position`; returns the new position."""
     try:
         with path.open("rb") as handle:
@@ -215,7 +259,7 @@ def _replay_new(path: Path, position: int, reporter: Reporter) -> int:
         return position
     complete = chunk[: chunk.rfind(b"\n") + 1]
     for line in complete.decode("utf-8", errors="replace").splitlines():
-        distributed.replay(line, reporter)
+        distributed.replay(line, reporter, hooks)
     return position + len(complete)
 
 

@@ -33,6 +33,7 @@ from ftkit.registry import testpoints
 from ftkit.train import auto_values, output_files
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
 from ftkit.train.checkpoints import Checkpoint
+from ftkit.train.distributed import agree
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.output_dir import check_output_writable
 from ftkit.train.precision import confirm_auto_bf16
@@ -346,7 +347,10 @@ class _Run:
         train_started = time.perf_counter()
         try:
             output = trainer.train(resume_from_checkpoint=resume_path)
-            if stopper.requested and saver is not None:
+            # Every process of a multi-process run stopped at the step any of them was asked to (ProcessAgreement),
+            # even one whose own Ctrl-C had not arrived yet: they save and end as interrupted together.
+            stopped = agree(stopper.requested, device=trainer.args.device)
+            if stopped and saver is not None:
                 saver.save_now()  # so `ftkit resume` continues from the step the run stopped at
         finally:
             stopper.uninstall()
@@ -362,7 +366,7 @@ class _Run:
         self.metrics.update(extras.finish(model, trainer.state.global_step, self.event))
         if self.main_process:
             save_output(self.method, model, tokenizer, self.output_dir, resolved, labels)
-        if stopper.requested:
+        if stopped:
             result.status = "interrupted"
             self.event(
                 "interrupt", f"interrupted at step {trainer.state.global_step}; saved to {self.output_dir}"

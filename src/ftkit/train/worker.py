@@ -79,7 +79,11 @@ def _work(spec: dict[str, Any], folder: Path, rank: int, world: int) -> tuple[in
     reporter = (
         distributed.FileReporter(folder / distributed.EVENTS_FILE) if main_process else SilentReporter()
     )
-    run = _RankRun(loaded, spec["run_id"], spec["name"], reporter)
+    hooks: dict[str, Any] = {}
+    if main_process:  # the parent records them in the registry (cli/_run_life.py), as one process would
+        hooks = {"on_checkpoint": reporter.on_checkpoint, "record_facts": reporter.record_facts}
+    start = _resume_from(spec.get("resume"), main_process, reporter.confirmed if main_process else None)
+    run = _RankRun(loaded, spec["run_id"], spec["name"], reporter, start, **hooks)
     run.main_process = main_process
     run.agreement = trainer_callback(distributed.ProcessAgreement, requested, run.event, main_process)
     run.extra_callbacks = [run.agreement]
@@ -87,6 +91,32 @@ def _work(spec: dict[str, Any], folder: Path, rank: int, world: int) -> tuple[in
     if main_process:
         write_text(folder / distributed.RESULT_FILE, json.dumps(dataclasses.asdict(result), default=str))
     return int(_EXIT[result.status]), result.error if result.status == "failed" else None
+
+
+def _resume_from(data: dict[str, Any] | None, main_process: bool, confirmed: Any) -> Any:
+    """The spec's `resume` (train/launch.py) as a ResumeFrom: every rank continues from the same checkpoint.
+    Rank 0 alone checks the settings against the checkpoint's: the others resolve a recipe without evaluation
+    (see `_work`), which hashes differently by design."""
+    if not data:
+        return None
+    from ftkit.train.checkpoints import Checkpoint
+    from ftkit.train.resume import ResumeFrom
+
+    class FollowerResume(ResumeFrom):
+        def check(self, resolved: dict[str, Any]) -> None:
+            """Nothing to check here: rank 0 refuses for every rank (the launcher then stops this one)."""
+
+    checkpoint = Checkpoint(int(data["step"]), Path(data["path"]))
+    return (ResumeFrom if main_process else FollowerResume)(
+        data["run_id"],
+        checkpoint,
+        Path(data["output_dir"]),
+        data["resolved"],
+        data["config_hash"],
+        data["history"],
+        registry_flag=data["registry_flag"],
+        confirmed=confirmed,
+    )
 
 
 class _RankRun(_Run):
