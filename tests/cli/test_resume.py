@@ -25,12 +25,17 @@ FAULTS = """
 import os, signal, sys
 point, step = sys.argv[1], int(sys.argv[2])
 from ftkit.train import callbacks, checkpoints
-if point in ("sigint", "kill"):
+if point in ("sigint", "kill", "sigterm"):
     on_log = callbacks.ProgressTracker.on_log
+    signum = {"sigint": signal.SIGINT, "kill": signal.SIGKILL, "sigterm": signal.SIGTERM}[point]
     def stop(self, args, state, control, logs=None, **kwargs):
         on_log(self, args, state, control, logs=logs, **kwargs)
         if state.global_step == step and logs and "loss" in logs:
-            os.kill(os.getpid(), signal.SIGINT if point == "sigint" else signal.SIGKILL)
+            if point == "sigterm":  # what the registry shows while it runs: its heartbeat file
+                registry = sys.argv[sys.argv.index("--registry") + 1]
+                beats = os.path.join(registry, ".git", "ftkit-heartbeats")
+                print("heartbeats:", sorted(os.listdir(beats)) if os.path.isdir(beats) else [], file=sys.stderr)
+            os.kill(os.getpid(), signum)
     callbacks.ProgressTracker.on_log = stop
 elif point == "kill-in-checkpoint":
     fsync_tree = checkpoints._fsync_tree
@@ -162,6 +167,27 @@ def test_kill_9_while_a_checkpoint_is_written_resumes_from_the_one_before(tmp_pa
     _assert_continues_reference(registry, run_id, setup, resumed)
     assert "from step 4" in resumed.stderr
     assert not (folder / ".ftkit-saving-checkpoint-8").exists()  # removed at the resumed start
+
+
+def test_sigterm_during_a_resumed_run_saves_records_interrupted_and_exits_130(tmp_path, setup):
+    """The resumed run has `ftkit run`'s lifecycle: running again with a heartbeat in this process, SIGTERM taken
+    as Ctrl-C (finish the step, save, record interrupted, exit 130), the checkpoint recorded; resuming again
+    still reaches the uninterrupted run's losses."""
+    registry, run_id, _ = _interrupted(tmp_path, setup, ("sigint", 10))
+    resumed = ftkit("resume", run_id, "--json", "--registry", str(registry), fault=("sigterm", 14))
+    assert resumed.returncode == 130, resumed.stderr
+    assert f"heartbeats: ['{run_id}']" in resumed.stderr  # beating while the resumed run trained
+    assert "SIGTERM received" in resumed.stderr and "Traceback" not in resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "interrupted"
+    loaded = _registry(registry).load_run(run_id)
+    assert loaded["run"]["status"] == "interrupted"
+    folder = Path(loaded["run"]["output_dir"]) / "checkpoints"
+    assert (folder / "checkpoint-15" / "ftkit-checkpoint.json").is_file()  # saved at the step it stopped at
+    assert loaded["run"]["last_checkpoint"]["step"] == 15
+    assert not (registry / ".git" / "ftkit-heartbeats" / run_id).exists()  # finished: no heartbeat left
+    again = ftkit("resume", run_id, "--json", "--registry", str(registry))
+    _assert_continues_reference(registry, run_id, setup, again)
+    assert "from step 15" in again.stderr
 
 
 def test_resume_refuses_changed_settings_and_names_the_fork(tmp_path, setup):
