@@ -119,8 +119,9 @@ def _resume(
     `running` again with a heartbeat once the settings match; checkpoints recorded; the final commit shielded."""
     from ftkit.cli._progress import TerminalReporter
     from ftkit.cli._run_life import RunLife
+    from ftkit.cli._run_summary import show_summary
     from ftkit.cli.review import review_of_record, show_review_summary
-    from ftkit.cli.run import _EXIT_FOR_STATUS, _commit_or_keep, _summary
+    from ftkit.cli.run import _EXIT_FOR_STATUS, _commit_or_keep
     from ftkit.recipe.distributed_checks import needs_launch
     from ftkit.registry.environment import collect_environment
     from ftkit.train.resume import ResumeFrom
@@ -183,10 +184,10 @@ def _resume(
     record.samples = [*result.samples, *result.prompts]
     with life.shield() as signalled:  # the commit completes or the pending record is written, never neither
         record.review = review_of_record(record, output.warn)
-        _commit_or_keep(reg, record, lambda: _summary(output, loaded, result))
+        _commit_or_keep(reg, record, lambda: show_summary(output, loaded, result))
     if signalled:
         output.warn(f"run {run_id} was recorded before the interrupt took effect")
-    _summary(output, loaded, result)
+    show_summary(output, loaded, result)
     show_review_summary(output, record.review, registry_path)
     output.emit(
         {

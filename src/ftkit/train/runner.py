@@ -11,15 +11,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from ftkit import yamlio
-from ftkit.data.dataset import RunData, load_run_data
+from ftkit.data.dataset import RunData
 from ftkit.data.encode import EncodedRows, check_task_format, class_labels, encode_rows
-from ftkit.data.readers import data_source
 from ftkit.data.render import ensure_chat_template
 from ftkit.errors import DataError, FtkitError
 from ftkit.evaluation import answers
@@ -40,33 +35,10 @@ from ftkit.train.precision import confirm_auto_bf16
 from ftkit.train.quiet import quiet_libraries
 from ftkit.train.resume import ForkFrom, ResumeFrom, prepare_checkpoints
 from ftkit.train.run_evaluation import RunEvaluation
+from ftkit.train.run_io import load_recipe_data, save_output
+from ftkit.train.run_result import RunResult, now_iso
 
-
-@dataclass
-class RunResult:
-    """What a run produced, ready to be summarised and committed to the registry."""
-
-    run_id: str
-    name: str
-    status: str  # succeeded | failed | interrupted
-    output_dir: str | None
-    metrics: dict[str, Any]
-    resolved: dict[str, Any]
-    config_hash: str
-    started_at: str
-    ended_at: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    data_files: dict[str, Any] = field(default_factory=dict)
-    hardware: dict[str, Any] = field(default_factory=dict)
-    samples: list[dict[str, Any]] = field(default_factory=list)  # eval rows' answers (evaluation/answers.py)
-    prompts: list[dict[str, Any]] = field(default_factory=list)  # the fixed prompts' answers
-    error: str | None = None
-    auto: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> {value, rule, evidence}
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+__all__ = ["RunResult", "execute_run", "load_recipe_data", "now_iso", "save_output"]
 
 
 class _Run:
@@ -388,38 +360,6 @@ class _Run:
         output_files.write_text(
             self.output_dir / "metrics.json", json.dumps(self.metrics, indent=2, sort_keys=True)
         )
-
-
-def load_recipe_data(loaded: LoadedRecipe) -> RunData:
-    """The recipe's train and eval data, read, checked and split as the run reads them (errors raise DataError)."""
-    data_config = loaded.recipe.data
-    base = loaded.base_dir
-    return load_run_data(
-        data_source(data_config.train, base),  # a local path, or a Hub dataset id kept as given
-        data_source(data_config.eval, base) if data_config.eval else None,
-        data_config.format,
-        data_config.columns,
-        data_config.eval_split,
-        loaded.recipe.training.seed,
-    )
-
-
-def save_output(
-    method: Method, model: Any, tokenizer: Any, output_dir: Path, resolved: dict, labels: list | None
-) -> None:
-    """Write a run's output folder: the method's weights, the tokenizer (with the chat template used in
-    training), `resolved.yaml` (secrets scrubbed, as in the registry), and `labels.json` for classification.
-    `ftkit.inference` reloads it. Files appear only once the whole save succeeded: a failed save (a full disk)
-    leaves no partial file (output_files.py)."""
-    from ftkit.registry.scrub import scrub_data  # the one scrubber; standard library only
-
-    with output_files.staged(output_dir, "the trained model") as folder:
-        method.save(model, folder)
-        testpoints.pause_at("final-save")
-        tokenizer.save_pretrained(str(folder))
-        (folder / "resolved.yaml").write_text(yamlio.dump(scrub_data(resolved)), encoding="utf-8")
-        if labels is not None:
-            (folder / "labels.json").write_text(json.dumps([str(label) for label in labels]))
 
 
 def execute_run(
