@@ -1,5 +1,5 @@
-"""Benchmark sizes. `small` takes about 70 minutes on a 2-core CPU (the results files' `seconds` summed); `gpu` is
-for a CUDA machine; `smoke` only checks that every piece runs (its figures mean nothing).
+"""Benchmark sizes. `small` takes about 97 minutes on a 2-core CPU (the results files' `seconds` summed: 5,806 s);
+`gpu` is for a CUDA machine; `smoke` only checks that every piece runs (its figures mean nothing).
 
 Every ratio comes from `reps` alternated repetitions (A B, then B A) of at least 10 optimizer steps per side in
 `small`, so that a median and a spread exist and the first, slower step is a small part of each run.
