@@ -195,7 +195,7 @@ def test_rerun_calls_run_and_record_with_parent(cli, add_run, monkeypatch):
     run_id = add_run(lr=3e-4)
     seen = {}
 
-    def fake_run_and_record(recipe_path, overrides, *, json_mode, dry_run, parent, registry_path):
+    def fake_run_and_record(recipe_path, overrides, *, json_mode, dry_run, parent, registry_path, start=None):
         seen.update(
             recipe=yaml.safe_load(Path(recipe_path).read_text()),
             overrides=overrides,

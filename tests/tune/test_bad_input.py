@@ -88,10 +88,23 @@ def test_a_time_budget_that_is_not_a_duration(tmp_path, registry, tiny_model_dir
     assert message.startswith("--time-budget 'soon'") and "20m" in message
 
 
-def test_a_time_budget_too_small_for_one_step(tmp_path, registry, tiny_model_dir):
+def test_a_time_budget_too_small_for_one_step(tmp_path, tiny_model_dir):
+    """Found only once the model is loaded and a step is timed: the run was already committed as `running` (runs
+    are visible from the start), so it is finished as failed with the reason; exit 2 all the same."""
+    registry = tmp_path / "registry"
     train = write_jsonl(tmp_path / "train.jsonl", chat_rows(30))
-    message = refused(registry, train, "--model", tiny_model_dir, "--time-budget", "0.0001s")
+    result = runner.invoke(
+        app,
+        ["tune", str(train), "--model", str(tiny_model_dir), "--time-budget", "0.0001s",
+         "--registry", str(registry), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    message = " ".join([error["message"], error["hint"] or ""])
     assert "--time-budget 0.0001s" in message and "too short for one training step" in message
+    listed = runner.invoke(app, ["runs", "--all", "--json", "--registry", str(registry)])
+    [run] = json.loads(listed.stdout)["runs"]
+    assert run["status"] == "failed" and "too short for one training step" in (run.get("error") or "")
 
 
 def test_classification_asked_of_chat_data(tmp_path, registry, tiny_model_dir):
