@@ -64,7 +64,9 @@ def resolve_recipe(
         if holder.get(key) and loaded.resolve_path(holder[key]).exists():
             holder[key] = str(loaded.resolve_path(holder[key]))
     resolved["output"] = str(loaded.resolve_path(loaded.recipe.output))
-    if resolved.get("distributed") is None:  # absent, as before the key existed: one-process hashes are unchanged
+    if (
+        resolved.get("distributed") is None
+    ):  # absent, as before the key existed: one-process hashes are unchanged
         resolved.pop("distributed", None)
     return resolved
 

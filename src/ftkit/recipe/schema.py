@@ -202,8 +202,12 @@ class DistributedConfig(_Strict):
     )
     num_processes: PositiveInt = Field(1, description="Processes in all, over every machine (one per GPU).")
     num_machines: PositiveInt = Field(1, description="Machines taking part; each runs `ftkit run` itself.")
-    machine_rank: int = Field(0, ge=0, description="This machine's rank, 0 to num_machines-1; 0 records the run.")
-    main_process_ip: str | None = Field(None, description="Address of machine 0 (needed with num_machines > 1).")
+    machine_rank: int = Field(
+        0, ge=0, description="This machine's rank, 0 to num_machines-1; 0 records the run."
+    )
+    main_process_ip: str | None = Field(
+        None, description="Address of machine 0 (needed with num_machines > 1)."
+    )
     main_process_port: int | None = Field(
         None, ge=1, le=65535, description="Port on machine 0; default: a free port (one machine) or 29500."
     )
