@@ -75,6 +75,10 @@ COMMANDS: dict[str, CommandEntry] = {
         "ftkit.cli.log",
         "Show the history of runs, newest first, with what changed from each run to the next.",
     ),
+    "logs": CommandEntry(
+        "ftkit.cli.logs",
+        "Print a run's events (time, kind, message; JSON lines with --json); -f follows a run in progress.",
+    ),
     "diff": CommandEntry(
         "ftkit.cli.diff",
         "Compare two runs: changed config keys, metrics side by side with deltas, provenance differences.",
@@ -88,6 +92,10 @@ COMMANDS: dict[str, CommandEntry] = {
     "rerun": CommandEntry(
         "ftkit.cli.rerun",
         "Run again from a recorded run's resolved recipe (with --set changes); the new run records it as parent.",
+    ),
+    "export": CommandEntry(
+        "ftkit.cli.export",
+        "Export a run's model (merged, or its adapter) with a model card, loadable without ftkit.",
     ),
     "data": CommandEntry("ftkit.cli.data", "Check data files before training."),
     "plan": CommandEntry(
