@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from ftkit.cli.app import app
 from ftkit.inference import load_trained_model
+from ftkit.registry.records import RunRecord, now_iso
+from ftkit.registry.store import RunRegistry
 from tests.conftest import chat_rows, write_jsonl, write_recipe
 from tests.generation_runs import generation_runs
 
@@ -47,13 +49,13 @@ def _run(args: list[str]):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_model_dir):
-    """The shared lora and prompt runs, plus full and dora runs in a registry of this module."""
+    """The shared lora and prompt runs, plus full, dora and ia3 runs in a registry of this module."""
     shared = generation_runs(tmp_path_factory, tiny_model_dir)
     root = tmp_path_factory.mktemp("export-runs")
     train = write_jsonl(root / "train.jsonl", chat_rows(32, seed=3))
     evaluation = write_jsonl(root / "eval.jsonl", chat_rows(8, seed=4))
     documents = {"lora": (shared.lora, shared.registry), "prompt": (shared.prompt, shared.registry)}
-    for method in ("full", "dora"):
+    for method in ("full", "dora", "ia3"):
         recipe = write_recipe(root / f"{method}.yaml", tiny_model_dir, train, evaluation, method)
         result = _run(["run", str(recipe), "--json", "--registry", str(root / "registry"), "--set",
                        f"output={root / 'outputs' / method}", "--set", "training.max_steps=4"])  # fmt: skip
@@ -79,8 +81,10 @@ def _fresh_load(folder: Path, kind: str) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("method", ["lora", "full", "dora"])
-def test_a_merged_export_loads_without_ftkit_and_gives_the_unmerged_logits(runs, method, tmp_path):
+@pytest.mark.parametrize("method", ["lora", "full", "dora", "ia3"])
+def test_a_merged_export_loads_without_ftkit_and_gives_the_unmerged_logits(
+    runs, method, tmp_path, tiny_model_dir
+):
     import torch
 
     document, registry = runs[method]
@@ -97,6 +101,8 @@ def test_a_merged_export_loads_without_ftkit_and_gives_the_unmerged_logits(runs,
     difference = (torch.tensor(loaded["logits"]) - reference).abs().max().item()
     print(f"{method}: max |logit difference| merged export vs unmerged = {difference:.3g}")
     assert difference < 1e-4
+    base = _fresh_load(tiny_model_dir, "merged")  # training changed the logits: the export is not the base
+    assert (torch.tensor(base["logits"]) - reference).abs().max().item() > 1e-3
     assert loaded["template"] == template and template  # the chat template used in training travels along
     assert not list(tmp_path.glob(".merged.staging-*"))
 
@@ -153,3 +159,24 @@ def test_bad_input_is_refused_before_anything_is_written(runs, tmp_path):
     forced = _run(["export", ref, "-o", str(busy), "--force", *reg])
     assert forced.exit_code == 0, forced.output
     assert not (busy / "keep.txt").exists() and (busy / "model.safetensors").is_file()
+
+
+def test_a_failed_run_without_weights_is_refused_and_nothing_is_written(runs, tmp_path):
+    _, registry_path = runs["full"]
+    empty = tmp_path / "never-saved"
+    empty.mkdir()
+    with RunRegistry.open(registry_path, create=False) as registry:
+        run_id = registry.new_run_id()
+        registry.commit_run(
+            RunRecord(run_id=run_id, status="failed", name="broke", method="lora", model="tiny",
+                      started_at=now_iso(), ended_at=now_iso(), output_dir=str(empty), error="out of memory"),
+            artifacts=[],
+        )  # fmt: skip
+    out = tmp_path / "out"
+    result = _run(["export", run_id, "-o", str(out), "--registry", str(registry_path)])
+    assert result.exit_code == 2
+    assert (
+        f"run {run_id} broke (failed) has no saved weights" in result.output
+        and "ftkit rerun" in result.output
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["never-saved"]
