@@ -180,3 +180,25 @@ def test_a_failed_run_without_weights_is_refused_and_nothing_is_written(runs, tm
         and "ftkit rerun" in result.output
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["never-saved"]
+
+
+def test_a_gguf_based_run_exports_as_a_plain_model_and_the_card_says_so(tiny_model_dir, tmp_path):
+    import torch
+
+    from tests.test_inference_targets import write_tiny_gguf
+
+    gguf_file = write_tiny_gguf(tiny_model_dir, tmp_path / "tiny.gguf")
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(16, seed=5))
+    recipe = write_recipe(tmp_path / "gguf.yaml", gguf_file, train)
+    registry = ["--registry", str(tmp_path / "registry")]
+    trained = _run(["run", str(recipe), "--json", *registry, "--set", "training.max_steps=3"])
+    assert trained.exit_code == 0, trained.output
+    document = json.loads(trained.stdout)
+    out = tmp_path / "exported"
+    result = _run(["export", document["run_id"], "-o", str(out), "--merge", *registry])
+    assert result.exit_code == 0, result.output
+    assert not list(out.glob("*.gguf")) and (out / "model.safetensors").is_file()
+    reference, _ = _reference_logits(document["output_dir"])
+    loaded = _fresh_load(out, "merged")
+    assert (torch.tensor(loaded["logits"]) - reference).abs().max().item() < 1e-4
+    assert "loaded from a GGUF file and is exported de-quantized" in (out / "README.md").read_text()
