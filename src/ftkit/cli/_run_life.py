@@ -175,7 +175,9 @@ def saved_output(output_dir: str | None) -> str | None:
         return None
     folder = Path(output_dir)
     model = [
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name != "metrics.json"
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name not in ("metrics.json", "events.jsonl")
     ]
     if model:
         return f"what was trained is saved in {escape(str(folder))}"

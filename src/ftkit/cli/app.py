@@ -75,6 +75,10 @@ COMMANDS: dict[str, CommandEntry] = {
         "ftkit.cli.log",
         "Show the history of runs, newest first, with what changed from each run to the next.",
     ),
+    "logs": CommandEntry(
+        "ftkit.cli.logs",
+        "Print a run's events (time, kind, message; JSON lines with --json); -f follows a run in progress.",
+    ),
     "diff": CommandEntry(
         "ftkit.cli.diff",
         "Compare two runs: changed config keys, metrics side by side with deltas, provenance differences.",

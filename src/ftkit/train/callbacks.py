@@ -67,6 +67,7 @@ class ProgressTracker:
     def __init__(self, reporter: Reporter):
         self.reporter = reporter
         self.history: list[dict[str, Any]] = []
+        self.on_row: Any = None  # called with each history row and the total steps (the run's live event log)
         self.started = 0.0
         self.tokens_seen = 0
 
@@ -87,6 +88,8 @@ class ProgressTracker:
             self.tokens_seen = tokens
         if values:
             self.history.append({"step": state.global_step, "time_s": round(elapsed, 3), **values})
+            if self.on_row is not None:
+                self.on_row(self.history[-1], state.max_steps)
             if "loss" in values:
                 self.reporter.progress_update(state.global_step, state.max_steps, values)
 

@@ -156,8 +156,12 @@ def launch_run(
     interrupts = _supervise(command, _worker_env(len(ranks)), folder, ranks, reporter, hooks)
     result = _collect(folder, ranks, interrupts, run_id, run_name, started_at, main_machine)
     output = loaded.resolve_path(loaded.recipe.output) / run_id
-    if result.output_dir is None and output.is_dir() and not any(output.iterdir()):
-        output.rmdir()  # rank 0 made it, then the run failed before writing anything
+    if (
+        result.output_dir is None
+        and output.is_dir()
+        and {p.name for p in output.iterdir()} <= {"events.jsonl"}
+    ):
+        shutil.rmtree(output)  # rank 0 made it, then the run failed before writing anything but its live log
     if result.status == "succeeded":
         shutil.rmtree(folder, ignore_errors=True)
     return result

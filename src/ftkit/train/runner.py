@@ -29,6 +29,7 @@ from ftkit.train import auto_values, output_files
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
 from ftkit.train.checkpoints import Checkpoint
 from ftkit.train.distributed import agree
+from ftkit.train.event_log import EventLog
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.output_dir import check_output_writable
 from ftkit.train.precision import confirm_auto_bf16
@@ -64,6 +65,7 @@ class _Run:
         self.reporter = reporter
         self.method: Method = get_method(self.recipe.method.name)
         self.events: list[dict[str, Any]] = []
+        self.live = EventLog()  # OUTPUT/<run-id>/events.jsonl, written as events happen (train/event_log.py)
         self.metrics: dict[str, Any] = {}
         self.output_dir = loaded.resolve_path(self.recipe.output) / run_id
         if isinstance(start, ResumeFrom):  # the same run goes on in its own folder
@@ -80,6 +82,7 @@ class _Run:
 
     def event(self, kind: str, message: str, **data: Any) -> None:
         self.events.append({"time": now_iso(), "kind": kind, "message": message, **data})
+        self.live.append(self.events[-1])
         self.reporter.event(kind, message, **data)
 
     def choose(self, key: str, choice: Choice) -> None:
@@ -296,6 +299,7 @@ class _Run:
         )
 
         progress = trainer_callback(ProgressTracker, self.reporter)
+        progress.on_row = self.live.progress
         stopper = trainer_callback(GracefulStop, self.reporter)
         evaluator = extras.periodic(progress, eval_rows, [example.data for example in data.eval])
         trainer = build_trainer(
@@ -309,6 +313,8 @@ class _Run:
             output_dir=self.output_dir,
         )
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.main_process:
+            self.live.open(self.output_dir)
         result.output_dir = str(self.output_dir)
         saver = prepare_checkpoints(
             trainer, self.start, recipe.training, self.output_dir, self.event, self.on_checkpoint
