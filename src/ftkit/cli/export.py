@@ -42,6 +42,7 @@ def export_command(
     source, record, evals = _locate(run, registry)
     result = export_run(Path(source.path), output, mode=mode, dtype=dtype, force=force, record=record,
                         evals=evals, run_id=source.run_id)  # fmt: skip
+    result["export_id"] = _record(source.run_id, result, registry, out)
     out.emit(result)
     for note in source.notes:
         out.warn(note)
@@ -68,6 +69,29 @@ def _locate(ref: str, registry_path: Path | None) -> tuple:
     finally:
         if registry is not None:
             registry.close()
+
+
+def _record(run_id: str | None, result: dict, registry_path: Path | None, out: Output) -> str | None:
+    """Record the finished export in the registry (exports.py); a failure warns and never undoes the export."""
+    from ftkit.cli._runs_common import open_or_none
+    from ftkit.errors import FtkitError
+    from ftkit.registry.exports import record_export
+
+    if run_id is None:
+        return None  # a run output folder outside any registry: nothing to record it in
+    try:
+        registry = open_or_none(registry_path)
+        if registry is None:
+            return None
+        with registry:
+            return record_export(registry, run_id, mode=result["mode"], dtype=result["dtype"],
+                                 method=result["method"], path=result["output"], files=result["files"])  # fmt: skip
+    except (FtkitError, OSError) as error:
+        out.warn(
+            f"the export itself is complete in {escape(result['output'])}, but recording it in the registry "
+            f"failed: {escape(str(error))}"
+        )
+        return None
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,6 @@
 """`ftkit show RUN`: everything about one run, with its lineage (parent and children) and its evaluation records
-(`ftkit eval`: data, rows, fingerprint, metrics of the tuned model beside the base model's)."""
+(`ftkit eval`: data, rows, fingerprint, metrics of the tuned model beside the base model's) and its exports
+(`ftkit export`: mode, dtype, folder, files)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ftkit.cli._output import Output
 from ftkit.cli._runs_common import VERDICT_STYLE, open_existing, status_text
 from ftkit.cli.formatting import fmt, fmt_delta, fmt_size
 from ftkit.cli.table_fit import Cell, Column
+from ftkit.registry.exports import exports as exports_of
 
 # Key-value tables: the key column stays whole, values are cut in the middle (paths keep both ends).
 _FACTS = [Column(key=True), Column(min_width=16, cut="middle")]
@@ -60,6 +62,7 @@ def show_command(
         loaded = reg.load_run(run_id)
         summaries = {s["id"]: s for s in reg.summaries()}
         evals = reg.evals(run_id)  # a damaged record carries `damage`: shown as such, never an error
+        exported = exports_of(reg, run_id)  # likewise
 
     def brief(rid: str | None) -> dict | None:
         if rid is None:
@@ -79,6 +82,7 @@ def show_command(
         {**a, "stored": state} for a, state in zip(loaded["artifacts"] or [], stored, strict=True)
     ]
     payload["evals"] = evals
+    payload["exports"] = exported
     out.emit(payload)
 
     env = loaded["env"] or {}
@@ -159,6 +163,7 @@ def show_command(
                 f"store; `ftkit registry verify --registry {reg.root}` checks every file's sha256"
             )
     _evals_section(out, evals, run_id)
+    _exports_section(out, exported, run_id)
     _answers_section(out, loaded.get("samples") or [], run_id)
     _review_section(out, loaded, run_id, registry)
 
@@ -198,6 +203,32 @@ def _evals_section(out: Output, records: list[dict], run_id: str) -> None:
             out.warn(
                 f"evaluation {record.get('id') or '?'} of run {run_id} is damaged: {files} cannot be read; "
                 "`ftkit registry verify` lists the damage"
+            )
+
+
+def _exports_section(out: Output, records: list[dict], run_id: str) -> None:
+    """One row per `ftkit export` of the run, newest first: mode, dtype, folder, files, when."""
+    readable = [r for r in records if "damage" not in r]
+    if readable:
+        rows = [
+            [
+                r["id"],
+                r.get("mode"),
+                r.get("dtype"),
+                r.get("path"),
+                len(r.get("files") or []),
+                fmt_size(sum(f.get("size") or 0 for f in r.get("files") or [] if isinstance(f, dict))),
+                str(r.get("created_at") or "?")[:16].replace("T", " "),
+            ]  # fmt: skip
+            for r in readable
+        ]
+        out.table("Exports", [Column("id", key=True), "mode", "dtype", Column("path", cut="start"), "files",
+                              "size", "when"], rows)  # fmt: skip
+    for record in records:
+        if "damage" in record:
+            files = ", ".join(d["file"] for d in record["damage"])
+            out.warn(
+                f"export record {record.get('id') or '?'} of run {run_id} is damaged: {files} cannot be read"
             )
 
 

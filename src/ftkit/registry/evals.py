@@ -379,10 +379,13 @@ def load(registry: RunRegistry, ref: str) -> dict:
 # -- sharing ---------------------------------------------------------------------------------------------------
 
 
-def merge(repo: git.Repo, ours: gitops.Entries, theirs: gitops.Entries) -> gitops.Entry | None:
-    """The `evals/` entry of two merged histories: the union of both sides' records (records only ever add their
-    own folder, so an id on both sides is the same record); None when neither side has any."""
-    our_groups, their_groups = gitops.subtree(repo, ours, FOLDER), gitops.subtree(repo, theirs, FOLDER)
+def merge(
+    repo: git.Repo, ours: gitops.Entries, theirs: gitops.Entries, folder: str = FOLDER
+) -> gitops.Entry | None:
+    """The `evals/` (or `folder`: `exports/`) entry of two merged histories: the union of both sides' records
+    (records only ever add their own folder, so an id on both sides is the same record); None when neither side
+    has any."""
+    our_groups, their_groups = gitops.subtree(repo, ours, folder), gitops.subtree(repo, theirs, folder)
     if not our_groups and not their_groups:
         return None
     merged = dict(their_groups)
@@ -393,7 +396,7 @@ def merge(repo: git.Repo, ours: gitops.Entries, theirs: gitops.Entries) -> gitop
             continue
         held = {**gitops.read_tree(repo, other.sha), **gitops.read_tree(repo, entry.sha)}
         merged[group] = gitops.Entry.tree(group, gitops.write_tree(repo, held.values()))
-    return gitops.Entry.tree(FOLDER, gitops.write_tree(repo, merged.values()))
+    return gitops.Entry.tree(folder, gitops.write_tree(repo, merged.values()))
 
 
 def when(record: dict) -> str | None:

@@ -3,8 +3,8 @@
 Histories merge without conflicts by construction: a commit only touches its own run's `runs/<run-id>/` folder, so
 the merged `runs/` is the union of both sides; a run changed on both sides (started here, finished there) keeps
 its furthest state: finished over lost over running, then the later commit (lifecycle.merge_runs). Evaluation
-records under `evals/` merge likewise (evals.merge), and a tag moved on both sides goes to the later move (tags.py). A
-merge is published with the same compare-and-swap as a run, so it is safe while runs are being recorded.
+records under `evals/` and export records under `exports/` merge likewise (evals.merge), and a tag moved on both
+sides goes to the later move (tags.py). A merge is published with the same compare-and-swap as a run, so it is safe while runs are being recorded.
 """
 
 from __future__ import annotations
@@ -155,6 +155,9 @@ def _merge(registry: RunRegistry, theirs: str, their_root: gitops.Entries, messa
             merged_evals = evals.merge(repo, our_root, their_root)  # records, like runs, only add folders
             if merged_evals is not None:
                 entries[evals.FOLDER] = merged_evals
+            merged_exports = evals.merge(repo, our_root, their_root, "exports")  # export records (exports.py)
+            if merged_exports is not None:
+                entries["exports"] = merged_exports
             if merged_tags:
                 entries["tags"] = gitops.Entry.tree("tags", gitops.write_tree(repo, merged_tags.values()))
             tree = gitops.write_tree(repo, entries.values())
