@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from ftkit import __version__
 from ftkit.cli.app import app
+from ftkit.registry import gitops
 from ftkit.registry.exports import exports
 from ftkit.registry.store import RunRegistry
 from tests.generation_runs import generation_runs
@@ -116,3 +117,24 @@ def test_pull_keeps_both_sides_exports(lora, tmp_path):
     )  # both sides recorded: a true merge, not a fast-forward
     paths = sorted(Path(r["path"]).name for r in _records(other, run_id))
     assert paths == ["again", "here", "there"]
+
+
+def test_a_record_that_fails_warns_and_the_export_stays_complete(lora, tmp_path):
+    run_id, registry = lora
+    reg = ["--registry", str(registry)]
+    assert _run("export", run_id, "-o", str(tmp_path / "first"), "--adapter", *reg).exit_code == 0
+    sha = subprocess.run(["git", "-C", str(registry), "rev-parse", "main:exports"], capture_output=True, text=True,
+                         check=True).stdout.strip()  # fmt: skip
+    (registry / ".git" / "objects" / sha[:2] / sha[2:]).unlink()  # the exports/ tree object is lost
+    gitops._TREES.clear()  # as a new process finds it: this one still remembers the tree it wrote
+    out = tmp_path / "second"
+    result = _run("export", run_id, "-o", str(out), "--adapter", *reg)
+    assert result.exit_code == 0, result.output
+    assert (
+        "the export itself is complete" in result.output
+        and "recording it in the registry failed" in result.output
+    )
+    assert (out / "adapter_model.safetensors").is_file() and (out / "README.md").is_file()
+    shown = _run("show", run_id, *reg)
+    assert shown.exit_code == 0, shown.output
+    assert "damaged" in shown.output and "exports" in shown.output
