@@ -79,6 +79,9 @@ def test_an_export_is_recorded_with_each_files_sha256_and_show_lists_it(lora, tm
     assert text.exit_code == 0 and "Exports" in text.output and record["id"] in text.output
     assert "adapter" in text.output and "bf16" in text.output
     assert _run("runs", "--json", *reg).stdout == runs_before.stdout  # `ftkit runs` unaffected
+    verified = _run("registry", "verify", "--json", *reg)
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["exports"] == 1
 
 
 def test_a_refused_export_records_nothing(lora, tmp_path):
@@ -138,3 +141,6 @@ def test_a_record_that_fails_warns_and_the_export_stays_complete(lora, tmp_path)
     shown = _run("show", run_id, *reg)
     assert shown.exit_code == 0, shown.output
     assert "damaged" in shown.output and "exports" in shown.output
+    verified = _run("registry", "verify", "--json", *reg)
+    assert verified.exit_code != 0
+    assert any(d["file"] == "exports" and d["object"] == sha for d in json.loads(verified.stdout)["damage"])

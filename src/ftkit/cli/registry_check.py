@@ -45,6 +45,7 @@ def verify_command(json_mode: bool = json_option(), registry: Path | None = regi
         report = verify(reg, progress=_progress(out))
     out.emit(report)
     evals = f", {report['evals']} eval record(s)" if report.get("evals") else ""
+    evals += f", {report['exports']} export record(s)" if report.get("exports") else ""
     summary = f"{report['runs']} runs, {report['artifacts']} artifacts ({fmt_size(report['bytes'])}){evals} verified"
     if report["ok"]:
         out.note(f"[green]registry OK[/green]: {summary}")

@@ -95,42 +95,36 @@ def record_export(
     return export_id
 
 
-def exports(registry: RunRegistry, run_id: str) -> list[dict]:
-    """Run `run_id`'s export records, newest first. One that cannot be read whole is {id, run, damage} (a list of
-    {file, problem}); never raises for damage."""
+def exports(registry: RunRegistry, run_id: str | None = None) -> list[dict]:
+    """Run `run_id`'s export records (every run's when None), newest first. One that cannot be read whole is
+    {id, run, damage} (a list of {file, object, problem}; id None when a whole group is unreadable); never raises
+    for damage."""
     _, root = registry.snapshot()
     repo = registry.repo
     try:
         groups = gitops.subtree(repo, root, FOLDER)
     except RegistryError:
-        sha = root[FOLDER].sha
-        return [
-            {
-                "id": None,
-                "run": run_id,
-                "damage": [damage.item(FOLDER, damage.object_problem(repo, sha), sha)],
-            }
-        ]
-    entry = groups.get(refs.validate_run_id(run_id))
-    if entry is None:
-        return []
-    where = f"{FOLDER}/{run_id}"
+        problem = damage.item(FOLDER, damage.object_problem(repo, root[FOLDER].sha), root[FOLDER].sha)
+        return [{"id": None, "run": run_id, "damage": [problem]}]
+    wanted = sorted(groups) if run_id is None else [refs.validate_run_id(run_id)]
+    found: list[dict] = []
+    for group in wanted:
+        if group in groups:
+            found += _read_group(repo, group, groups[group].sha)
+    return sorted(found, key=lambda r: (str(r.get("created_at") or ""), str(r["id"])), reverse=True)
+
+
+def _read_group(repo: Any, run_id: str, sha: str) -> list[dict]:
     try:
-        held = sorted(gitops.read_tree(repo, entry.sha).items())
+        held = sorted(gitops.read_tree(repo, sha).items())
     except RegistryError:
-        return [
-            {
-                "id": None,
-                "run": run_id,
-                "damage": [damage.item(where, damage.object_problem(repo, entry.sha))],
-            }
-        ]
+        problem = damage.item(f"{FOLDER}/{run_id}", damage.object_problem(repo, sha), sha)
+        return [{"id": None, "run": run_id, "damage": [problem]}]
     blobs = gitops.read_blobs(repo, [f"{folder.sha}:export.json" for _, folder in held])
-    found = [
+    return [
         _parse(repo, run_id, export_id, folder.sha, blob)
         for (export_id, folder), blob in zip(held, blobs, strict=True)
     ]
-    return sorted(found, key=lambda r: (str(r.get("created_at") or ""), r["id"]), reverse=True)
 
 
 def _parse(repo: Any, run_id: str, export_id: str, sha: str, blob: bytes | None) -> dict:

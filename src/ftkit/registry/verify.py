@@ -2,7 +2,8 @@
 
 Checked, in order: git's own `fsck` of the history; that `main` can be read; every run's files (readable and
 parseable, read from git, not from the summaries cache); every evaluation record under `evals/` (eval.json and
-artifacts.json readable and parseable, its run in the registry; evals.py); every artifact listed in any run's or
+artifacts.json readable and parseable, its run in the registry; evals.py); every export record under `exports/`
+(export.json readable, its run in the registry; exports.py); every artifact listed in any run's or
 record's artifacts.json (present in the weights store, of the recorded size, and hashing to its sha256: each stored
 file is read once, streamed, however many list it); every tag (readable, pointing at a run of this registry).
 
@@ -70,6 +71,7 @@ def verify(registry: RunRegistry, progress: Progress | None = None) -> dict:
         "ok": True,
         "runs": 0,
         "evals": 0,
+        "exports": 0,
         "artifacts": 0,
         "bytes": 0,
     }
@@ -113,6 +115,7 @@ def verify(registry: RunRegistry, progress: Progress | None = None) -> dict:
                 continue
             listed.setdefault(row["sha256"], []).append((run_id, row, None))
     found += _check_evals(registry, set(runs), listed, report, repair)
+    found += _check_exports(registry, set(runs), report, repair)
     found += _check_artifacts(registry, listed, report, progress)
     found += _check_tags(registry, root, set(runs))
     report["ok"] = not found
@@ -144,6 +147,26 @@ def _check_evals(
                                    eval=eval_id))  # fmt: skip
                 continue
             listed.setdefault(row["sha256"], []).append((run_id, row, eval_id))
+    return found
+
+
+def _check_exports(registry: RunRegistry, run_ids: set[str], report: dict, repair: str) -> list[dict]:
+    """Damage in the export records (exports.py): unreadable records, records of runs not in the registry."""
+    from ftkit.registry.exports import FOLDER, exports
+
+    found: list[dict] = []
+    for record in exports(registry):
+        report["exports"] += record["id"] is not None
+        run_id = record["run"]
+        for bad in record.get("damage", ()):
+            found.append(_item(bad["problem"], f"restore it: `{repair}`, or export the run again",
+                               run_id, bad["file"], object=bad.get("object")))  # fmt: skip
+        if run_id not in run_ids and record["id"] is not None:
+            found.append(_item(
+                f"export {record['id']} is of run {run_id}, which is not in this registry",
+                "pull the registry that has the run (`ftkit registry pull REMOTE`)",
+                run_id, f"{FOLDER}/{run_id}/{record['id']}/export.json",
+            ))  # fmt: skip
     return found
 
 
