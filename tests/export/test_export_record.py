@@ -32,12 +32,25 @@ def lora(tmp_path_factory, tiny_model_dir, tmp_path):
     shared = generation_runs(tmp_path_factory, tiny_model_dir)
     registry = tmp_path / "registry"
     shutil.copytree(shared.registry, registry)
+    # Other test files export the shared runs into the shared registry too: only this test's records count.
+    _before[shared.lora["run_id"]] = {
+        record["id"] for record in _all_records(registry, shared.lora["run_id"])
+    }
     return shared.lora["run_id"], registry
 
 
-def _records(registry: Path, run_id: str) -> list[dict]:
+_before: dict[str, set[str]] = {}  # run id -> ids of its export records in the shared registry when copied
+
+
+def _all_records(registry: Path, run_id: str) -> list[dict]:
     with RunRegistry.open(registry, create=False) as reg:
         return exports(reg, run_id)
+
+
+def _records(registry: Path, run_id: str) -> list[dict]:
+    """The run's export records made since the fixture copied the registry, newest first."""
+    earlier = _before.get(run_id, set())
+    return [record for record in _all_records(registry, run_id) if record["id"] not in earlier]
 
 
 def _tip(registry: Path) -> str:
