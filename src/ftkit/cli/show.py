@@ -121,6 +121,7 @@ def show_command(
     metrics = loaded["metrics"] or {}
     if metrics:
         out.table("Metrics", [Column("metric", key=True), "value"], sorted(metrics.items()))
+    _curves_section(out, loaded.get("history") or [])
     data = loaded["data"] or {}
     data_rows = [
         [role, item.get("path"), item.get("rows"), _hash(item.get("sha256"))]
@@ -166,6 +167,27 @@ def show_command(
     _exports_section(out, exported, run_id)
     _answers_section(out, loaded.get("samples") or [], run_id)
     _review_section(out, loaded, run_id, registry)
+
+
+def _curves_section(out: Output, history: list) -> None:
+    """One sparkline per loss curve in the history: `train loss ▇▆▅▃▂▁ 2.31 → 0.84` (ASCII levels where the
+    output cannot encode block characters)."""
+    from ftkit.plot.sparkline import can_encode, sparkline
+    from ftkit.review.series import fmt as fmt3
+    from ftkit.review.series import points
+
+    ascii_only = not can_encode(getattr(out.console.file, "encoding", None))
+    lines = []
+    for label, key in (("train loss", "loss"), ("eval loss", "eval_loss")):
+        values = [value for _, value in points(history, key)]
+        if values:
+            arrow = "->" if ascii_only else "→"
+            line = f"{label:<10} {sparkline(values, ascii_only=ascii_only)} {fmt3(values[0])} {arrow} {fmt3(values[-1])}"
+            lines.append(line)
+    if lines and out.is_terminal:
+        out.print("")
+    for line in lines:
+        out.line(line)
 
 
 _EVALS_SHOWN = 5  # newest records in a terminal; piped and --json list them all

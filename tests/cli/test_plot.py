@@ -1,0 +1,68 @@
+"""Curves as pictures: the loss sparkline `ftkit show` prints, and `ftkit plot`'s self-contained SVG chart,
+checked against the history values committed by hand through the registry API (no model)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from ftkit.plot.sparkline import ASCII, BLOCKS, sparkline
+from ftkit.registry.store import RunRegistry
+from tests.registry.conftest import make_record
+
+TRAIN = [3.0, 2.5, 2.0, 1.5, 1.0, 0.5]
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """Two runs with train and eval loss curves; returns (registry root, ids)."""
+    registry = RunRegistry.open(tmp_path / "registry")
+    monkeypatch.setenv("FTKIT_REGISTRY", str(registry.root))
+    monkeypatch.setenv("COLUMNS", "200")
+    ids = []
+    with registry:
+        for shift in (0.0, 1.0):
+            history = [{"step": 10 * (i + 1), "loss": v + shift} for i, v in enumerate(TRAIN)]
+            history += [{"step": 30, "eval_loss": 2.2 + shift}, {"step": 60, "eval_loss": 1.1 + shift}]
+            record = make_record(registry, history=history)
+            registry.commit_run(record)
+            ids.append(record.run_id)
+    return registry.root, ids
+
+
+def invoke(*args: str):
+    """Run the real CLI app in-process."""
+    from ftkit.cli.app import app
+
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_sparkline_levels_follow_values():
+    # Independent reference: a strictly falling curve spanning 8 points uses every level, high to low.
+    assert sparkline([8, 7, 6, 5, 4, 3, 2, 1]) == BLOCKS[::-1]
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8], ascii_only=True) == ASCII
+    assert sparkline([2.0, 2.0]) == BLOCKS[4] * 2
+    assert sparkline([1.0, math.nan, 0.0]) == BLOCKS[-1] + "!" + BLOCKS[0]
+
+
+def test_sparkline_downsamples_to_width():
+    line = sparkline([float(v) for v in range(100, 0, -1)], width=10)
+    assert len(line) == 10
+    assert line[0] == BLOCKS[-1] and line[-1] == BLOCKS[0]
+    # a NaN inside a bucket stays visible after down-sampling
+    assert "!" in sparkline([1.0] * 50 + [math.nan] + [0.5] * 49, width=10)
+
+
+def test_show_prints_loss_sparklines(runs):
+    _, ids = runs
+    result = invoke("show", ids[0])
+    assert result.exit_code == 0, result.output
+    lines = {
+        " ".join(line.split()[:2]): line.split()[2:] for line in result.output.splitlines() if "loss " in line
+    }
+    # Independent reference: 3.0..0.5 in steps of 0.5 over 7 levels -> levels 7, 5.6, 4.2, 2.8, 1.4, 0 rounded.
+    levels = [7, 6, 4, 3, 1, 0]
+    assert lines["train loss"] == ["".join(BLOCKS[i] for i in levels), "3", "→", "0.5"]
+    assert lines["eval loss"] == [BLOCKS[-1] + BLOCKS[0], "2.2", "→", "1.1"]
