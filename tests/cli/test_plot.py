@@ -66,3 +66,70 @@ def test_show_prints_loss_sparklines(runs):
     levels = [7, 6, 4, 3, 1, 0]
     assert lines["train loss"] == ["".join(BLOCKS[i] for i in levels), "3", "→", "0.5"]
     assert lines["eval loss"] == [BLOCKS[-1] + BLOCKS[0], "2.2", "→", "1.1"]
+
+
+def _scale(values, low, high, pix_low, pix_high):
+    """Independent linear map of the chart's plot area (see ftkit.plot.svg margins)."""
+    return [pix_low + (v - low) / (high - low) * (pix_high - pix_low) for v in values]
+
+
+def test_plot_html_polylines_map_history(runs, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from ftkit.plot import svg
+
+    root, ids = runs
+    target = tmp_path / "out" / "curves.html"
+    result = invoke("plot", *ids, "-o", str(target))
+    assert result.exit_code == 0, result.output
+    html = target.read_text(encoding="utf-8")
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    svg_text = html[html.index("<svg") : html.index("</svg>") + 6]
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    tree = ET.fromstring(svg_text)
+    lines = tree.findall("s:polyline", ns)
+    assert len(lines) == 4  # 2 runs x (train.loss, eval.loss)
+    # Data range over all curves: steps 10..60, values 0.5..4.0 (train of run 2 starts at 3.0 + 1.0).
+    xs = _scale([10, 60], 10, 60, svg.LEFT, svg.WIDTH - svg.RIGHT)
+    expected = {
+        "train.loss": [(10, 3.0), (60, 0.5)],
+        "eval.loss": [(30, 2.2), (60, 1.1)],
+    }
+    labels = [line.get("data-label") for line in lines]
+    legend = [t.text for t in tree.findall("s:text[@class='legend']", ns)]
+    assert legend == labels
+    for i, run_id in enumerate(ids):
+        with RunRegistry.open(root) as reg:
+            name = reg.load_run(run_id)["run"]["name"]
+        for metric, ends in expected.items():
+            line = lines[labels.index(f"{name} {metric}")]
+            pts = [tuple(map(float, p.split(","))) for p in line.get("points").split()]
+            for (step, value), (px, py) in zip(ends, (pts[0], pts[-1]), strict=True):
+                want_x = _scale([step], 10, 60, xs[0], xs[1])[0]
+                want_y = _scale([value + i], 0.5, 4.0, svg.HEIGHT - svg.BOTTOM, svg.TOP)[0]
+                assert px == pytest.approx(want_x, abs=0.01) and py == pytest.approx(want_y, abs=0.01)
+    again = invoke("plot", ids[0], "-o", str(target), "--metric", "train.loss")
+    assert again.exit_code == 0 and "replaced" in again.output
+    assert target.read_text(encoding="utf-8").count("<polyline") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--metric", "eval.accuracy"], "eval.accuracy"),
+        (["--metric", "loss"], "train.NAME or eval.NAME"),
+        (["-o", "x.png"], ".html"),
+    ],
+)
+def test_plot_bad_input_exits_2(runs, tmp_path, args, needle):
+    _, ids = runs
+    result = invoke("plot", ids[0], *(args if "-o" in args else [*args, "-o", str(tmp_path / "c.html")]))
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert not (tmp_path / "c.html").exists()
+
+
+def test_plot_unknown_run_exits_2(runs, tmp_path):
+    result = invoke("plot", "no-such-run", "-o", str(tmp_path / "c.html"))
+    assert result.exit_code == 2 and "no-such-run" in result.output
+    assert not (tmp_path / "c.html").exists()

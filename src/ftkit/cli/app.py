@@ -93,6 +93,10 @@ COMMANDS: dict[str, CommandEntry] = {
         "ftkit.cli.rerun",
         "Run again from a recorded run's resolved recipe (with --set changes); the new run records it as parent.",
     ),
+    "plot": CommandEntry(
+        "ftkit.cli.plot",
+        "Draw runs' curves (train and eval loss by default) into one self-contained HTML file with an SVG chart.",
+    ),
     "export": CommandEntry(
         "ftkit.cli.export",
         "Export a run's model (merged, or its adapter) with a model card, loadable without ftkit.",
