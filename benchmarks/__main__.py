@@ -34,20 +34,9 @@ from benchmarks.report import ORDER, now_iso, regenerate, results_record, write_
 
 BENCHMARKS = ORDER
 MODULES = {"registry": "registry_bench", "methods": "compare_methods"}
-NEEDS_MODEL = {
-    "overhead",
-    "defaults",
-    "memory",
-    "efficiency",
-    "methods",
-    "tune_real",
-    "tune_quickstart",
-    "plan_accuracy",
-    "generation_speed",
-    "eval_speed",
-    "multiprocess_speed",
-    "checkpoint_speed",
-}
+# Every benchmark but these few trains or loads SmolLM2, so a new one needs the model unless listed here.
+MODEL_FREE = {"cli_latency", "registry", "precision"}
+NEEDS_MODEL = set(ORDER) - MODEL_FREE
 LATEST_MD = Path(__file__).resolve().parent / "LATEST.md"
 README = REPO_ROOT / "README.md"
 
