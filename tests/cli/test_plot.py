@@ -118,7 +118,7 @@ def test_plot_html_polylines_map_history(runs, tmp_path):
     [
         (["--metric", "eval.accuracy"], "eval.accuracy"),
         (["--metric", "loss"], "train.NAME or eval.NAME"),
-        (["-o", "x.png"], ".html"),
+        (["-o", "x.jpg"], ".html"),
     ],
 )
 def test_plot_bad_input_exits_2(runs, tmp_path, args, needle):

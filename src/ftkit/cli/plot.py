@@ -1,5 +1,6 @@
-"""`ftkit plot RUN [RUN ...] -o curves.html [--metric train.loss,eval.loss]`: the runs' curves overlaid in one
-self-contained HTML file (inline SVG, no script, no CDN)."""
+"""`ftkit plot RUN [RUN ...] -o curves.html|curves.png [--metric train.loss,eval.loss]`: the runs' curves overlaid
+in one chart, a self-contained HTML file (inline SVG, no script, no CDN) or a PNG (matplotlib, the `ftkit[plot]`
+extra)."""
 
 from __future__ import annotations
 
@@ -29,23 +30,32 @@ def plot_command(
         ..., help="Run ids, prefixes, names, tags or @latest; overlaid in one chart."
     ),
     output: Path = typer.Option(
-        Path("curves.html"), "-o", "--output", help="The HTML file to write (replaced)."
+        Path("curves.html"),
+        "-o",
+        "--output",
+        help="The chart to write (replaced): .html/.htm (inline SVG) or .png (1000x600, needs ftkit[plot]).",
     ),
     metric: str = typer.Option(
         "train.loss,eval.loss", "--metric", help="Comma-separated train.NAME / eval.NAME."
     ),
     registry: Path | None = registry_option(),
 ) -> None:
-    """Draw runs' curves (train and eval loss by default) into one self-contained HTML file with an SVG chart."""
+    """Draw runs' curves (train and eval loss by default) into one chart: a self-contained HTML file with an SVG
+    chart, or a 1000x600 PNG drawn by matplotlib."""
     from ftkit.plot.svg import Series, render_html
     from ftkit.review.series import points
 
     out = Output()
-    if output.suffix.lower() not in (".html", ".htm"):
+    suffix = output.suffix.lower()
+    if suffix not in (".html", ".htm", ".png"):
         raise FtkitError(
-            f"-o {output}: only an .html file is written (inline SVG)",
-            hint="use -o curves.html; open it in any browser",
+            f"-o {output}: unknown chart format {suffix or '(no suffix)'!r}; accepted: .png, .html, .htm",
+            hint="use -o curves.png (matplotlib) or -o curves.html (inline SVG, opens in any browser)",
         )
+    if suffix == ".png":
+        from ftkit.plot.png import require_matplotlib
+
+        require_matplotlib()
     metrics = [m.strip() for m in metric.split(",") if m.strip()]
     keys = [(m, history_key(m)) for m in metrics]
     reg = open_existing(registry)
@@ -70,8 +80,14 @@ def plot_command(
             hint="`ftkit show RUN --json` lists the history keys (loss -> train.loss, eval_X -> eval.X)",
         )
     existed = output.exists()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_html(series, f"ftkit: {', '.join(runs)}"), encoding="utf-8")
+    title = f"ftkit: {', '.join(runs)}"
+    if suffix == ".png":
+        from ftkit.plot.png import render_png
+
+        render_png(series, title, output)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render_html(series, title), encoding="utf-8")
     out.note(f"{'replaced' if existed else 'wrote'} {output}: {len(series)} curve(s) from {len(runs)} run(s)")
 
 
