@@ -1,1 +1,1 @@
-"""Curves as pictures: a terminal sparkline (`ftkit show`) and a self-contained SVG/HTML chart (`ftkit plot`)."""
+"""Curves as pictures: a terminal sparkline (`ftkit show`), and `ftkit plot`'s chart as self-contained SVG/HTML or PNG."""
