@@ -95,7 +95,8 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "plot": CommandEntry(
         "ftkit.cli.plot",
-        "Draw runs' curves (train and eval loss by default) into one self-contained HTML file with an SVG chart.",
+        "Draw runs' curves (train and eval loss by default) into one chart: a self-contained HTML file with an SVG "
+        "chart, or a 1000x600 PNG drawn by matplotlib.",
     ),
     "export": CommandEntry(
         "ftkit.cli.export",
