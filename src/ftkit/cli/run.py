@@ -43,12 +43,17 @@ def run_command(
         help="Train in N processes through Accelerate's launcher (sets distributed.num_processes; batch_size "
         "stays per process).",
     ),
+    track: list[str] = typer.Option(
+        [],
+        "--track",
+        help="Report to a tracker too: mlflow, tensorboard or wandb (repeatable; README: Tracking).",
+    ),
 ) -> None:
     """Fine-tune a model from a recipe and record the run."""
     if num_processes is not None:
         set_ = [*set_, f"distributed.num_processes={num_processes}"]
     code = run_and_record(
-        recipe, set_, json_mode=json_mode, dry_run=dry_run, parent=None, registry_path=registry
+        recipe, set_, json_mode=json_mode, dry_run=dry_run, parent=None, registry_path=registry, track=track
     )
     if code:
         raise typer.Exit(code)
@@ -65,6 +70,7 @@ def run_and_record(
     extra_json: dict[str, Any] | None = None,
     extra_steps: list[tuple[str, str]] | None = None,
     start: Any = None,
+    track: list[str] | None = None,
 ) -> int:
     """Run a recipe file and commit the run to the registry (also used by `ftkit rerun`); print the summary.
     Returns the exit code. The run itself is `ftkit.train.runner.execute_run`. `ftkit tune` adds its own keys
@@ -73,6 +79,12 @@ def run_and_record(
 
     output = Output(json_mode)
     loaded = load_recipe(recipe_path, overrides)
+    if track:  # `--track NAME`: the tracker's defaults as an override, recorded with the run like any --set
+        from ftkit.recipe.tracking_config import track_overrides
+
+        extra = track_overrides(loaded.recipe.tracking, _known_trackers(track))
+        if extra:
+            loaded = load_recipe(recipe_path, [*overrides, *extra])
     _refuse_output_in_registry(loaded, registry_path)
     if dry_run:
         return _dry_run(loaded, output, extra_json or {})
@@ -144,6 +156,7 @@ def run_and_record(
         error=result.error,
         auto=result.auto,
         start_checkpoint=start.to_dict() if start is not None else None,
+        tracking=result.tracking,
         samples=[*result.samples, *result.prompts],  # samples.jsonl: what the models answered
     )
     if result.status == "interrupted" and saved_output(result.output_dir) is None:
@@ -177,6 +190,21 @@ def run_and_record(
         }
     )
     return int(_EXIT_FOR_STATUS[result.status])
+
+
+def _known_trackers(names: list[str]) -> list[str]:
+    """`--track` values, checked: an unknown one is a RecipeError (exit 2) naming the known trackers."""
+    from ftkit.recipe.tracking_config import TRACKERS
+    from ftkit.suggest import did_you_mean
+
+    for name in names:
+        if name not in TRACKERS:
+            close = did_you_mean(name, TRACKERS)
+            raise RecipeError(
+                f"--track {name}: unknown tracker" + (f"; did you mean `{close[0]}`?" if close else ""),
+                hint=f"choose from {', '.join(TRACKERS)}",
+            )
+    return names
 
 
 def _running_record(

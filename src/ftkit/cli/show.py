@@ -49,6 +49,19 @@ def _checkpoint(checkpoint: dict | None) -> str | None:
     return f"step {checkpoint.get('step')}: {checkpoint.get('path')}" if checkpoint else None
 
 
+def _tracked(name: str, facts: dict) -> str:
+    """Where a tracker holds the run, in one line (`ftkit run`'s `tracking:`)."""
+    if name == "mlflow":
+        where = facts.get("url") or facts.get("tracking_uri")
+        return f"run {facts.get('run_id')} in experiment {facts.get('experiment')!r} at {where}"
+    if name == "tensorboard":
+        return f"tensorboard --logdir {facts.get('log_dir')}"
+    if name == "wandb":
+        where = facts.get("url") or f"{facts.get('mode')} files in {facts.get('dir')}"
+        return f"run {facts.get('run_id')} in project {facts.get('project')!r}: {where}"
+    return ", ".join(f"{key} {value}" for key, value in facts.items())
+
+
 def show_command(
     run: str = typer.Argument(..., help="Run id, unique id prefix, name, tag, @latest or @latest~N."),
     json_mode: bool = json_option(),
@@ -112,6 +125,8 @@ def show_command(
     if info.get("start_checkpoint"):  # a fork (`ftkit rerun --from-checkpoint`): the weights it started from
         start = info["start_checkpoint"]
         facts.append(["started from", f"run {start.get('run')} {_checkpoint(start)}"])
+    for name, tracked in (info.get("tracking") or {}).items():
+        facts.append([name, _tracked(name, tracked if isinstance(tracked, dict) else {})])
     if info.get("error") and not out.is_terminal:
         facts.append(["error", info["error"]])
     out.table(f"Run {run_id} ({info.get('name') or ''})", _FACTS, facts)

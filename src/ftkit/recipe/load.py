@@ -22,6 +22,7 @@ from ftkit.methods.base import MethodOptions
 from ftkit.recipe.distributed_checks import distributed_problems
 from ftkit.recipe.eval_checks import evaluation_problems
 from ftkit.recipe.schema import Recipe, known_keys
+from ftkit.recipe.tracking_config import normalize_raw as normalize_tracking
 from ftkit.suggest import did_you_mean
 
 # Nodes that aliases may add to a document once expanded. Real recipes reuse a block or two (tens of nodes); a
@@ -309,6 +310,7 @@ def load_recipe(
     if not isinstance(raw, dict):
         raise RecipeError(f"{label}:1: a recipe must be a mapping of keys, got {type(raw).__name__}")
 
+    normalize_tracking(raw)  # `tracking: [mlflow]` -> {mlflow: {}}, so `--set tracking.mlflow.x=...` applies
     overridden = {apply_override(raw, override) for override in overrides or []}
     problems = _Problems(label, lines, overridden)
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ftkit.recipe.schema import Recipe
 
 # Top-level keys left out of the config hash: naming a run or moving its output does not change what is trained.
-CONFIG_HASH_IGNORED_KEYS = ("name", "output")
+CONFIG_HASH_IGNORED_KEYS = ("name", "output", "tracking")  # where a run reports to changes no weight
 # Training keys left out too: when and how many checkpoints are written does not change the trained weights, so a
 # run resumed with other checkpoint settings, and runs recorded before these keys existed, keep their hash.
 CONFIG_HASH_IGNORED_TRAINING_KEYS = ("save_every", "keep_checkpoints")
@@ -68,6 +68,8 @@ def resolve_recipe(
         resolved.get("distributed") is None
     ):  # absent, as before the key existed: one-process hashes are unchanged
         resolved.pop("distributed", None)
+    if not any((resolved.get("tracking") or {}).values()):  # absent when no tracker is on, as before the key
+        resolved.pop("tracking", None)
     return resolved
 
 

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ftkit.recipe.tracking_config import TrackingConfig
+
 Auto = Literal["auto"]
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -235,6 +237,10 @@ class Recipe(_Strict):
     output: str = Field("outputs/", description="Each run writes its weights to OUTPUT/<run-id>/.")
     distributed: DistributedConfig | None = Field(
         None, description="Train in several processes or on several machines (README: Scaling out)."
+    )
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig,
+        description="Experiment trackers to report to: mlflow, tensorboard, wandb (README: Tracking).",
     )
 
 

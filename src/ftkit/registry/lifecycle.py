@@ -3,10 +3,10 @@
     start(record)            commits runs/<id>/ with status `running`: recipe, overrides, environment, the process
                              {host, pid, pid_start} (processes.py), started_at; resolved.yaml once known
     update(run_id, **facts)  one commit that changes only that run's folder: last_checkpoint {step, path},
-                             resolved (resolved.yaml), config_hash, ... (FACTS)
+                             resolved (resolved.yaml), config_hash, tracking {mlflow: {run_id, ...}}, ... (FACTS)
     finish(record)           replaces the folder with the final record (succeeded, failed, interrupted) and its
                              artifacts; a run not yet in the registry is added. What an update recorded and the
-                             final record leaves out (last_checkpoint, process) is carried over.
+                             final record leaves out (last_checkpoint, process, tracking) is carried over.
     resume(run_id)           an interrupted, failed or lost run is `running` again, under the same id
 
 Every commit touches one run's folder only and goes through the registry's compare-and-swap publish, so any
@@ -39,7 +39,8 @@ __all__ = ["FACTS", "Heartbeat", "finish", "mark_lost", "merge_runs", "notice_lo
            "start", "update"]  # fmt: skip
 
 RESUMABLE = ("interrupted", "failed", "lost")
-_RUN_FACTS = ("last_checkpoint", "config_hash", "process", "output_dir")  # keys of run.json an update may set
+# keys of run.json an update may set
+_RUN_FACTS = ("last_checkpoint", "config_hash", "process", "output_dir", "tracking")
 _FILE_FACTS = {"resolved": "resolved.yaml", "env": "env.json", "data": "data.json", "metrics": "metrics.json"}
 FACTS = (*_RUN_FACTS, *_FILE_FACTS)
 _RANK = {"running": 0, "lost": 1}  # finished statuses rank 2: a merge keeps the furthest state (merge_runs)
@@ -96,6 +97,7 @@ def _record(registry: RunRegistry, record: records.RunRecord, artifacts: list[di
                 )
             record.last_checkpoint = record.last_checkpoint or run.get("last_checkpoint")
             record.process = record.process or run.get("process") or {}
+            record.tracking = record.tracking or run.get("tracking") or {}
         files, run = records.render(record, artifacts, records.now_iso(), env_values)
         folder = _write_folder(repo, files)
         written.update(tree=folder, run=run, metrics=json.loads(files["metrics.json"]))

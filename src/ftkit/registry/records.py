@@ -86,6 +86,7 @@ class RunRecord:
     start_checkpoint: dict | None = (
         None  # a fork's starting point {run, step, path} (`rerun --from-checkpoint`)
     )
+    tracking: dict = field(default_factory=dict)  # tracker name -> its run {run_id, url, log_dir, ...}
 
 
 def now_iso() -> str:
@@ -178,6 +179,8 @@ def render(
         run["last_checkpoint"] = record.last_checkpoint
     if record.start_checkpoint:
         run["start_checkpoint"] = record.start_checkpoint
+    if record.tracking:
+        run["tracking"] = record.tracking
     if history_every > 1 or events_every > 1:
         run["thinned"] = {"history_every": history_every, "events_every": events_every}
     files = {

@@ -115,6 +115,8 @@ class PeriodicEval:
                 if name != "tokens" and isinstance(value, int | float) and not isinstance(value, bool):
                     row[f"eval_{name}"] = float(value)
             self.tracker.history.append(row)
+            if self.tracker.on_row is not None:  # the live event log and the experiment trackers
+                self.tracker.on_row(row)
             self.done += 1
 
     def scores(self, model: Any) -> dict[str, float]:

@@ -25,6 +25,7 @@ from ftkit.recipe.auto_rules import Choice
 from ftkit.recipe.load import LoadedRecipe
 from ftkit.recipe.resolve import config_hash, resolve_recipe
 from ftkit.registry import testpoints
+from ftkit.tracking.session import Tracking
 from ftkit.train import auto_values, output_files
 from ftkit.train.callbacks import GracefulStop, ProgressTracker, Reporter, trainer_callback
 from ftkit.train.checkpoints import Checkpoint
@@ -38,6 +39,7 @@ from ftkit.train.resume import ForkFrom, ResumeFrom, prepare_checkpoints
 from ftkit.train.run_evaluation import RunEvaluation
 from ftkit.train.run_io import load_recipe_data, save_output
 from ftkit.train.run_result import RunResult, now_iso
+from ftkit.train.run_tracking import finish_run_tracking, start_run_tracking
 
 __all__ = ["RunResult", "execute_run", "load_recipe_data", "now_iso", "save_output"]
 
@@ -66,6 +68,9 @@ class _Run:
         self.method: Method = get_method(self.recipe.method.name)
         self.events: list[dict[str, Any]] = []
         self.live = EventLog()  # OUTPUT/<run-id>/events.jsonl, written as events happen (train/event_log.py)
+        self.tracking = Tracking(
+            [], {}, print
+        )  # the recipe's trackers, started with training (run_tracking.py)
         self.metrics: dict[str, Any] = {}
         self.output_dir = loaded.resolve_path(self.recipe.output) / run_id
         if isinstance(start, ResumeFrom):  # the same run goes on in its own folder
@@ -160,7 +165,9 @@ class _Run:
         result.events = self.events
         try:
             self._execute(result)
-        except FtkitError:
+        except FtkitError as error:
+            result.error = error.message
+            finish_run_tracking(self.tracking, self, result)
             raise
         except KeyboardInterrupt:
             result.status = "interrupted"
@@ -171,7 +178,13 @@ class _Run:
             self.event("error", f"run failed: {result.error}")
         result.ended_at = now_iso()
         self.metrics["run.wall_time_s"] = round(time.perf_counter() - self.started, 2)
+        finish_run_tracking(self.tracking, self, result)
         return result
+
+    def progress_row(self, row: dict[str, Any], total_steps: int | None = None) -> None:
+        """One history row, as it is logged: to the live event log and the trackers."""
+        self.live.progress(row, total_steps)
+        self.tracking.log_row(row, total_steps)
 
     def _execute(self, result: RunResult) -> None:
         check_output_writable(self.loaded)  # before anything slow: found now, not when the weights are saved
@@ -299,7 +312,7 @@ class _Run:
         )
 
         progress = trainer_callback(ProgressTracker, self.reporter)
-        progress.on_row = self.live.progress
+        progress.on_row = self.progress_row
         stopper = trainer_callback(GracefulStop, self.reporter)
         evaluator = extras.periodic(progress, eval_rows, [example.data for example in data.eval])
         trainer = build_trainer(
@@ -315,6 +328,10 @@ class _Run:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.main_process:
             self.live.open(self.output_dir)
+            self.tracking = start_run_tracking(self, resolved, result.config_hash)
+            result.tracking = self.tracking.facts
+            if self.tracking.facts and self.record_facts is not None:  # `ftkit show` links the tracker's run
+                self.record_facts(tracking=self.tracking.facts)
         result.output_dir = str(self.output_dir)
         saver = prepare_checkpoints(
             trainer, self.start, recipe.training, self.output_dir, self.event, self.on_checkpoint

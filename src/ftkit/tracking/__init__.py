@@ -1,0 +1,1 @@
+"""Experiment trackers (MLflow, TensorBoard, Weights & Biases) fed by a run: see `ftkit.tracking.session`."""
