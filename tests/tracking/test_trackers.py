@@ -20,6 +20,7 @@ from ftkit.registry.store import RunRegistry
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 SERVER_START_S = 120  # a guard against a server that never comes up, not a speed assertion
+SERVERS: dict[str, subprocess.Popen] = {}  # the mlflow_server fixture's processes by URI (a test may kill one)
 
 
 def _free_port() -> int:
@@ -61,12 +62,16 @@ def mlflow_server(tmp_path):
                 "mlflow server did not start: " + (folder / "server.log").read_text()[-2000:]
             )
         time.sleep(0.5)
+    SERVERS[uri] = server
     yield uri
-    os.killpg(server.pid, 15)
+    SERVERS.pop(uri, None)
+    if server.poll() is None:
+        os.killpg(server.pid, 15)
     try:
         server.wait(30)
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, 9)
+        server.wait(30)
     log.close()
 
 

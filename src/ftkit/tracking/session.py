@@ -178,16 +178,14 @@ def start_tracking(
     for name in config.enabled():
         options = getattr(config, name)
         try:
-            backend = importlib.import_module(BACKENDS[name])
+            tracker = importlib.import_module(BACKENDS[name]).make_tracker(options)
+            facts[name] = tracker.start(run)  # imports the tracker's package
         except ImportError as error:
             warn(
                 f"tracking: {where('tracking.' + name)}: {name} is not installed ({error.name or error}); the "
                 "run goes on without it. Install the trackers with: pip install 'ftkit[track]'"
             )
             continue
-        tracker = backend.make_tracker(options)
-        try:
-            facts[name] = tracker.start(run)
         except Exception as error:  # noqa: BLE001 - a tracker that cannot start never stops the run
             warn(
                 f"tracking: {where('tracking.' + name)}: {name} could not start ({describe_error(error)}); "
