@@ -158,3 +158,25 @@ def test_unknown_track_flag_exits_2_before_anything_runs(tmp_path, recipe_file):
     assert result.exit_code == 2
     assert "--track tensorbord: unknown tracker; did you mean `tensorboard`?" in " ".join(result.output.split())
     assert not (tmp_path / "reg").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(("status", "expected"), [("failed", "FAILED"), ("interrupted", "KILLED")])
+def test_mlflow_run_ends_with_ftkit_status(tmp_path, status, expected):
+    """The MLflow tracker on a real SQLite store (no server): a failed or interrupted ftkit run ends its MLflow run
+    as FAILED or KILLED, with the metrics and files it had."""
+    from mlflow import MlflowClient
+
+    from ftkit.recipe.tracking_config import MlflowOptions
+    from ftkit.tracking.mlflow_tracker import make_tracker
+    from ftkit.tracking.session import RunInfo
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = make_tracker(MlflowOptions(tracking_uri=uri, experiment="ends"))
+    info = RunInfo("run-1", "name-1", {"training": {"learning_rate": 0.1}}, tmp_path, "lora", "m", "abc")
+    facts = tracker.start(info)
+    tracker.log(1, {"train/loss": 2.0})
+    tracker.finish(status, 1, {"train.loss": 2.0}, {"resolved.yaml": "training: {}\n"})
+    run = MlflowClient(tracking_uri=uri).get_run(facts["run_id"])
+    assert run.info.status == expected and run.data.tags["ftkit.status"] == status
+    assert run.data.params == {"training.learning_rate": "0.1"}
+    assert run.data.metrics == {"train/loss": 2.0, "train.loss": 2.0}
