@@ -20,7 +20,9 @@ from ftkit.registry.store import RunRegistry
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 SERVER_START_S = 120  # a guard against a server that never comes up, not a speed assertion
-SERVERS: dict[str, subprocess.Popen] = {}  # the mlflow_server fixture's processes by URI (a test may kill one)
+SERVERS: dict[
+    str, subprocess.Popen
+] = {}  # the mlflow_server fixture's processes by URI (a test may kill one)
 
 
 def _free_port() -> int:

@@ -156,7 +156,9 @@ def test_bad_tracking_keys_exit_2_located(tmp_path, recipe_file, tracking, expec
 def test_unknown_track_flag_exits_2_before_anything_runs(tmp_path, recipe_file):
     result = _invoke("run", str(recipe_file), "--registry", str(tmp_path / "reg"), "--track", "tensorbord")
     assert result.exit_code == 2
-    assert "--track tensorbord: unknown tracker; did you mean `tensorboard`?" in " ".join(result.output.split())
+    assert "--track tensorbord: unknown tracker; did you mean `tensorboard`?" in " ".join(
+        result.output.split()
+    )
     assert not (tmp_path / "reg").exists() and not (tmp_path / "outputs").exists()
 
 

@@ -225,3 +225,28 @@ def test_bad_distributed_settings_are_exit_2_located(tmp_path, tiny_model_dir):
     assert "distributed.main_process_ip: required with num_machines: 2" in result.stderr
     assert "3 processes cannot be split evenly over 2 machines" in result.stderr
     assert not (tmp_path / "registry").exists()
+
+
+def test_only_the_first_process_reports_to_trackers(tmp_path, tiny_model_dir):
+    """Two processes with TensorBoard tracking: one event file (rank 0's) with each step once, and the tracker's
+    folder recorded in the registry through the parent, as a one-process run records it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ftkit.registry.store import RunRegistry
+
+    recipe = write_case(tmp_path, tiny_model_dir, 4, "tracking: [tensorboard]\n")
+    result = ftkit(
+        "run", str(recipe), "--num-processes", "2", "--json", "--registry", str(tmp_path / "registry")
+    )
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    registry = RunRegistry.open(tmp_path / "registry")
+    with registry:
+        run = registry.load_run(run_id)["run"]
+    log_dir = Path(run["tracking"]["tensorboard"]["log_dir"])
+    assert log_dir == Path(run["output_dir"]) / "tensorboard"
+    assert len(list(log_dir.glob("events.out.tfevents.*"))) == 1
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    assert [event.step for event in events.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [step for step, _ in losses(tmp_path / "registry", run_id)] == [1, 2, 3, 4]
