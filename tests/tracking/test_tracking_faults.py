@@ -163,9 +163,10 @@ def test_unknown_track_flag_exits_2_before_anything_runs(tmp_path, recipe_file):
 
 
 @pytest.mark.parametrize(("status", "expected"), [("failed", "FAILED"), ("interrupted", "KILLED")])
-def test_mlflow_run_ends_with_ftkit_status(tmp_path, status, expected):
+def test_mlflow_run_ends_with_ftkit_status(tmp_path, status, expected, monkeypatch):
     """The MLflow tracker on a real SQLite store (no server): a failed or interrupted ftkit run ends its MLflow run
     as FAILED or KILLED, with the metrics and files it had."""
+    monkeypatch.chdir(tmp_path)  # a SQLite store keeps artifacts in ./mlruns by MLflow's default
     from mlflow import MlflowClient
 
     from ftkit.recipe.tracking_config import MlflowOptions
@@ -182,3 +183,4 @@ def test_mlflow_run_ends_with_ftkit_status(tmp_path, status, expected):
     assert run.info.status == expected and run.data.tags["ftkit.status"] == status
     assert run.data.params == {"training.learning_rate": "0.1"}
     assert run.data.metrics == {"train/loss": 2.0, "train.loss": 2.0}
+    assert (tmp_path / "mlruns").is_dir()
