@@ -71,6 +71,9 @@ class Preset:
     # checkpoint_speed: one run per method, a checkpoint after each of `reps` steps; batch 2 x 128 keeps the steps
     # short, since the step itself is not measured (full fine-tuning's ~1.6 GB checkpoints dominate the time).
     checkpoint: TrainSize = TrainSize(batch_size=2, steps=5, max_seq_len=128)
+    # tracking_overhead: one run without tracking and one per tracker (mlflow, tensorboard, wandb) per repetition;
+    # 12 steps of batch 4 x 256 keep a run near 35 s on 2 cores, so 5 repetitions of 4 runs take ~12 minutes.
+    tracking: TrainSize = TrainSize(batch_size=4, steps=12, max_seq_len=256)
 
 
 SMALL = Preset(
@@ -131,6 +134,7 @@ SMOKE = Preset(
     plan_probe_steps=1,
     generation=GenerationSize(prompts=4, batch_size=2, max_new_tokens=4),
     eval_speed=EvalSpeedSize(rows=4, generate=2, batch_size=2, max_new_tokens=4),
+    tracking=TrainSize(batch_size=2, steps=2, max_seq_len=64),
 )
 
 PRESETS = {preset.name: preset for preset in (SMALL, GPU, SMOKE)}

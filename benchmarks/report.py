@@ -34,6 +34,7 @@ ORDER = (
     "eval_speed",
     "multiprocess_speed",
     "checkpoint_speed",
+    "tracking_overhead",
 )
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
@@ -105,6 +106,11 @@ SUMMARY = (
         "checkpoint_speed",
         ("size_lora", "size_ia3", "size_prefix", "size_full"),
         "checkpoint size (MiB, weights + optimizer + state): lora · ia3 · prefix · full",
+    ),
+    (
+        "tracking_overhead",
+        ("ratio_mlflow", "ratio_tensorboard", "ratio_wandb"),
+        "step time with / without tracking: mlflow (server) · tensorboard · wandb offline (target <= 1.02)",
     ),
     (
         "cli_latency",
