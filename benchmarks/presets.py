@@ -72,8 +72,9 @@ class Preset:
     # short, since the step itself is not measured (full fine-tuning's ~1.6 GB checkpoints dominate the time).
     checkpoint: TrainSize = TrainSize(batch_size=2, steps=5, max_seq_len=128)
     # tracking_overhead: one run without tracking and one per tracker (mlflow, tensorboard, wandb) per repetition;
-    # 12 steps of batch 4 x 256 keep a run near 35 s on 2 cores, so 5 repetitions of 4 runs take ~12 minutes.
-    tracking: TrainSize = TrainSize(batch_size=4, steps=12, max_seq_len=256)
+    # 10 steps of batch 2 x 128 on one torch thread keep a run near 40 s on 2 busy cores, so 5 repetitions of 4 runs
+    # take ~13 minutes.
+    tracking: TrainSize = TrainSize(batch_size=2, steps=10, max_seq_len=128)
 
 
 SMALL = Preset(

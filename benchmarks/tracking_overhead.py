@@ -1,6 +1,6 @@
 """Tracking overhead (issue 15): the same short LoRA run of SmolLM2-135M without tracking and with each tracker —
 MLflow against a real `mlflow server` (SQLite backend, 127.0.0.1, started and stopped here), TensorBoard, and W&B
-offline (WANDB_MODE=offline; never online) — logging every step, evaluation reduced to one row at the end.
+offline (WANDB_MODE=offline; never online) — logging every step, no evaluation during training, one torch thread.
 
 Each repetition runs the four sides in turn, forward (none, mlflow, tensorboard, wandb) then backward, so a steady
 drift in machine load falls on both sides of each pair alike. Every side goes through benchmarks/tracking_probe.py
@@ -126,12 +126,11 @@ def start_mlflow_server(folder: Path) -> tuple[subprocess.Popen, str]:
 
 
 def stop_server(server: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
         os.killpg(server.pid, 15)
         server.wait(30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, 9)
+    with contextlib.suppress(ProcessLookupError):  # the server's job consumers outlive a SIGTERM to the group
+        os.killpg(server.pid, 9)
 
 
 def group_cpu_s(pgid: int) -> float:
@@ -163,6 +162,9 @@ def tracked_recipe(ctx: Context, split: Any, side: str, uri: str | None) -> Path
     path = write_recipe(spec, ctx.workdir / "recipes" / f"{NAME}-{side}.yaml", ctx.workdir / "outputs")
     recipe = yaml.safe_load(path.read_text())
     recipe["training"]["logging_steps"] = 1
+    recipe["evaluation"]["during_training"] = (
+        0  # no evaluation inside the train loop: step time is training only
+    )
     if side == "mlflow":
         recipe["tracking"] = {"mlflow": {"tracking_uri": uri, "experiment": "bench"}}
     elif side == "tensorboard":
@@ -180,7 +182,10 @@ def run_side(ctx: Context, recipe: Path, tag: str) -> dict[str, Any]:
     registry, probe = ctx.workdir / "registry", ctx.workdir / f"{tag}.probe.json"
     command = [sys.executable, str(BENCH_DIR / "tracking_probe.py"), "run", str(recipe), "--json",
                "--registry", str(registry)]  # fmt: skip
-    env = child_env({"FTKIT_BENCH_PROBE": str(probe), "WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    # One torch thread on every side: on a 2-core machine shared with other work, OpenMP spinning with 2 threads
+    # makes step times swing several-fold, far more than the 2 % measured here.
+    env = child_env({"FTKIT_BENCH_PROBE": str(probe), "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+                     "OMP_NUM_THREADS": "1"})  # fmt: skip
     child = run_child(command, cwd=REPO_ROOT, env=env, timeout=ctx.preset.child_timeout_s)
     payload = child.json() or {}
     out: dict[str, Any] = {"tag": tag, "wall_s": round(child.wall_s, 2), "load_average": os.getloadavg()}
