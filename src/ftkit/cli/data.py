@@ -162,6 +162,8 @@ def _show(output: Output, report: Any) -> None:
     if "tokens" in stats:
         _show_stats(output, stats)
         _show_histogram(output, stats)
+    if "preference" in stats:
+        _show_pair_lengths(output, stats)
     if "labels" in stats:
         output.table(
             "Labels (id: label, rows)",
@@ -197,7 +199,8 @@ def _verdict(output: Output, reports: list[Any], overlap_warning: bool, code: in
     if code == 2:
         output.note(
             f"[red]✗[/red] {errors:,} error{'s' if errors != 1 else ''}, {warnings:,} warning"
-            f"{'s' if warnings != 1 else ''}: fix the errors before training (ftkit run refuses this file)"
+            f"{'s' if warnings != 1 else ''}: fix the errors before training (ftkit run refuses this file"
+            ", unless the recipe sets data.skip_invalid_rows: true)"
         )
     elif warnings:
         verdict = "[yellow]✗[/yellow]" if strict else "[green]✓[/green]"
@@ -230,6 +233,25 @@ def _show_stats(output: Output, stats: dict[str, Any]) -> None:
     if stats.get("chat_template"):
         rows.append(["chat template", stats["chat_template"]])
     output.table("Statistics", [Column(key=True), Column(min_width=16)], rows)
+
+
+def _show_pair_lengths(output: Output, stats: dict[str, Any]) -> None:
+    pair = stats["preference"]
+    est = ", estimated" if stats["tokens_estimated"] else ""
+    output.table(
+        f"Preference pair tokens{est} (split as TRL's DPO trainer splits a pair; --json: stats.preference)",
+        [Column("part", key=True), "tokens", "min", "median", "mean", "p95", "max"],
+        [
+            [
+                name,
+                *(
+                    Cell(pair[name][k], f"{pair[name][k]:,}")
+                    for k in ("tokens", "min", "median", "mean", "p95", "max")
+                ),
+            ]
+            for name in ("prompt", "chosen", "rejected")
+        ],
+    )
 
 
 def _show_histogram(output: Output, stats: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from ftkit.data.formats import (
     FORMAT_FIELDS,
     Example,
     RowError,
+    answer_text,
     choose_format,
     normalize,
     rename_columns,
@@ -250,6 +251,8 @@ def _collapse_missing_columns(path: str, rows: list[Row], problems: list[RowProb
 def _content_chars(data: dict[str, Any]) -> int:
     if "messages" in data:
         return sum(len(m["content"].strip()) for m in data["messages"])
+    if "chosen" in data:
+        return sum(len(answer_text(data[key]).strip()) for key in ("prompt", "chosen", "rejected"))
     return sum(len(v.strip()) for v in data.values() if isinstance(v, str))
 
 
@@ -268,22 +271,26 @@ def _content_warnings(report: CheckReport) -> None:
             report.problems.append(
                 _warning(report, example, f"very short: {chars} characters of content", "short")
             )
-        if "rejected" in example.data and not example.data["rejected"].strip():
-            report.problems.append(
-                _warning(
-                    report,
-                    example,
-                    "`rejected` is empty (the pair still trains)",
-                    "empty-rejected",
-                    "rejected",
-                )
-            )
-        elif "chosen" in example.data and example.data["chosen"].strip() == example.data["rejected"].strip():
-            report.problems.append(
-                _warning(
-                    report, example, "`chosen` and `rejected` are the same text", "same-pair", "rejected"
-                )
-            )
+        if "rejected" in example.data:
+            _pair_warnings(report, example)
+
+
+def _pair_warnings(report: CheckReport, example: Example) -> None:
+    """An empty rejected answer (it still trains), or chosen equal to rejected once surrounding whitespace is
+    stripped (of each turn, roles kept): such a pair carries no preference signal."""
+    chosen, rejected = example.data["chosen"], example.data["rejected"]
+    if not answer_text(rejected).strip():
+        message = "`rejected` is empty (the pair still trains)"
+        report.problems.append(_warning(report, example, message, "empty-rejected", "rejected"))
+    elif _stripped(chosen) == _stripped(rejected):
+        message = "`chosen` and `rejected` are the same text: the pair carries no preference signal"
+        report.problems.append(_warning(report, example, message, "same-pair", "rejected"))
+
+
+def _stripped(answer: str | list[dict[str, str]]) -> Any:
+    if isinstance(answer, str):
+        return answer.strip()
+    return [(turn["role"], turn["content"].strip()) for turn in answer]
 
 
 def _warning(

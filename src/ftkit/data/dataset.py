@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 MAX_PROBLEMS_SHOWN = 20
+SKIPPED_SHOWN = 3  # located skipped rows named in the run's warning; the count is always complete
 
 
 @dataclass
@@ -40,6 +41,23 @@ class RunData:
     warnings: list[str] = field(default_factory=list)  # located checker warnings (duplicates, short rows...)
     overlap: Overlap | None = None  # eval rows that repeat train rows; None without eval rows
     unused_columns: list[str] = field(default_factory=list)  # one located warning per column left unread
+    skipped_rows: int | None = None  # rows dropped for errors under data.skip_invalid_rows; None: key off
+    skipped: list[str] = field(default_factory=list)  # their located errors, train file first
+
+    def skip_metrics(self) -> dict[str, int]:
+        """`data.skipped_rows` for the run metrics, when data.skip_invalid_rows is on (0 included)."""
+        return {} if self.skipped_rows is None else {"data.skipped_rows": self.skipped_rows}
+
+    def skip_warning(self, shown: int = SKIPPED_SHOWN) -> str | None:
+        """One warning naming how many rows were skipped and where the first ones are; None when none were."""
+        if not self.skipped_rows:
+            return None
+        rows = "row" if self.skipped_rows == 1 else "rows"
+        more = f", ... and {len(self.skipped) - shown} more" if len(self.skipped) > shown else ""
+        return (
+            f"data: skipped {self.skipped_rows} invalid {rows} (skip_invalid_rows: true): "
+            f"{'; '.join(self.skipped[:shown])}{more} (`ftkit data check FILE` lists them all)"
+        )
 
 
 def problem_lines(problems: list[Any], limit: int | None = MAX_PROBLEMS_SHOWN) -> list[str]:
@@ -50,22 +68,37 @@ def problem_lines(problems: list[Any], limit: int | None = MAX_PROBLEMS_SHOWN) -
     return shown
 
 
-def load_checked(path: Path | str, fmt: str, columns: dict[str, str]) -> CheckReport:
+def load_checked(
+    path: Path | str, fmt: str, columns: dict[str, str], skip_invalid_rows: bool | None = None
+) -> CheckReport:
     """Read and check one file with the checker `ftkit data check` runs; raises DataError listing the located
-    errors when there are any. The report keeps the examples and the warnings."""
+    errors when there are any. The report keeps the examples and the warnings.
+
+    `skip_invalid_rows` (a run's data.skip_invalid_rows): True keeps the valid rows when every error is a row's
+    own (a file-wide error, or no valid row left, still raises); False refuses and names the key in the hint;
+    None (callers without the key) refuses without naming it."""
     report = check_file(path, fmt, columns, tokens=False)
-    if report.errors:
-        errors = report.errors
-        raise DataError(
-            f"{path}: {len(errors)} error{'s' if len(errors) > 1 else ''} in the data "
-            f"({report.format} format: {report.format_reason})",
-            problems=problem_lines(errors),
-            hint="fix these rows (`ftkit data check FILE` lists them all, with statistics)"
-            if report.format != "unknown"
-            else "set data.format in the recipe, or map your columns with data.columns "
-            "(e.g. {prompt: question, completion: answer})",
+    errors = report.errors
+    whole_file = [error for error in errors if error.line == 0]
+    if not errors or (skip_invalid_rows and not whole_file and report.examples):
+        return report
+    hint = "fix these rows (`ftkit data check FILE` lists them all, with statistics)"
+    if report.format == "unknown":
+        hint = (
+            "set data.format in the recipe, or map your columns with data.columns "
+            "(e.g. {prompt: question, completion: answer})"
         )
-    return report
+    elif skip_invalid_rows is False and not whole_file and report.examples:
+        hint += (
+            f", or set data.skip_invalid_rows: true in the recipe to train on the {len(report.examples)} valid "
+            "rows (each skipped row is reported and counted)"
+        )
+    raise DataError(
+        f"{path}: {len(errors)} error{'s' if len(errors) > 1 else ''} in the data "
+        f"({report.format} format: {report.format_reason})",
+        problems=problem_lines(errors),
+        hint=hint,
+    )
 
 
 def deterministic_split(items: list[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
@@ -121,17 +154,21 @@ def load_run_data(
     columns: dict[str, str],
     eval_split: float | None,
     seed: int,
+    skip_invalid_rows: bool = False,
 ) -> RunData:
-    """Load train (and eval) data for a run, splitting eval off train when asked."""
+    """Load train (and eval) data for a run, splitting eval off train when asked. With `skip_invalid_rows`
+    rows with errors are left out and recorded in `skipped_rows` / `skipped`, else they refuse the run."""
     for key, source in (("data.train", train_path), ("data.eval", eval_path)):
         if isinstance(source, Path):
             refuse_special_file(source, key)
-    report = load_checked(train_path, fmt, columns)
+    report = load_checked(train_path, fmt, columns, skip_invalid_rows)
+    skipped = [str(error) for error in report.errors]
     train, fmt, reason, warnings = report.examples, report.format, report.format_reason, report.warnings
     files = {"train": fingerprint(train_path, len(train))}
     split_note = None
     if eval_path is not None:
-        eval_report = load_checked(eval_path, fmt, columns)
+        eval_report = load_checked(eval_path, fmt, columns, skip_invalid_rows)
+        skipped += [str(error) for error in eval_report.errors]
         evaluation, warnings = eval_report.examples, warnings + eval_report.warnings
         files["eval"] = fingerprint(eval_path, len(evaluation))
     else:
@@ -144,5 +181,15 @@ def load_run_data(
     overlap = find_overlap(train, evaluation) if evaluation else None
     unused = [str(w) for w in report.warnings if w.code == "unused-column"]
     return RunData(
-        fmt, reason, train, evaluation, files, split_note, [str(w) for w in warnings], overlap, unused
+        fmt,
+        reason,
+        train,
+        evaluation,
+        files,
+        split_note,
+        [str(w) for w in warnings],
+        overlap,
+        unused,
+        len(skipped) if skip_invalid_rows else None,
+        skipped,
     )

@@ -28,10 +28,12 @@ class EncodedRows:
     truncated_tokens: int = 0
     dropped_rows: int = 0
     warnings: list[str] = field(default_factory=list)
+    skip_metrics: dict[str, int] = field(default_factory=dict)  # RunData.skip_metrics(): rows skipped at load
 
     def metrics(self) -> dict[str, int]:
         """The counts as run metrics (`data.*`)."""
         return {
+            **self.skip_metrics,
             "data.truncated_rows": self.truncated_rows,
             "data.truncated_tokens": self.truncated_tokens,
             "data.dropped_rows": self.dropped_rows,
@@ -78,7 +80,10 @@ def encode_rows(
 ) -> EncodedRows:
     """Tokenize train and eval rows. With `labels` (classification) a row is its `text` and the index of its
     label; without, a row is rendered through the chat template with its loss mask (`train_on`)."""
-    encoded = EncodedRows([], [])
+    encoded = EncodedRows([], [], skip_metrics=data.skip_metrics())
+    skipped = data.skip_warning()
+    if skipped:  # rows the data check refused, left out under data.skip_invalid_rows: reported with the rest
+        encoded.warnings.append(skipped)
     for split, examples in (("train", data.train), ("eval", data.eval)):
         out = encoded.train if split == "train" else encoded.eval
         for example in examples:

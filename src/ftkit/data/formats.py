@@ -6,7 +6,9 @@ Canonical shapes (what `normalize` returns):
 - instruction:    {"messages": [...]}  (alpaca rows become a user turn and an assistant turn)
 - chat:           {"messages": [{"role": ..., "content": ...}, ...]}
 - classification: {"text": str, "label": str | int}
-- preference:     {"prompt": str, "chosen": str, "rejected": str}
+- preference:     {"prompt": str, "chosen": str, "rejected": str}, or in TRL's conversational form
+                  {"prompt": [turns], "chosen": [turns], "rejected": [turns]} (a string prompt with message-list
+                  answers becomes one user turn)
 """
 
 from __future__ import annotations
@@ -209,12 +211,7 @@ def normalize(record: Any, fmt: str) -> dict[str, Any]:
             )
         return {"text": _string(record, "text"), "label": label}
     if fmt == "preference":
-        # An empty rejected reply is a real preference (the model said nothing); the checker warns about it.
-        return {
-            "prompt": _string(record, "prompt"),
-            "chosen": _string(record, "chosen"),
-            "rejected": _string(record, "rejected", allow_empty=True),
-        }
+        return _preference(record)
     raise RowError(f"unknown format `{fmt}`", code="unknown-format")
 
 
@@ -301,3 +298,91 @@ def _messages(record: dict[str, Any]) -> list[dict[str, str]]:
             code="not-ending-in-assistant",
         )
     return messages
+
+
+def _preference(record: dict[str, Any]) -> dict[str, Any]:
+    """A preference pair: three strings, or TRL's conversational form with message-list answers."""
+    answers = [record.get("chosen"), record.get("rejected")]
+    if not any(isinstance(answer, list) for answer in answers):
+        # An empty rejected reply is a real preference (the model said nothing); the checker warns about it.
+        return {
+            "prompt": _string(record, "prompt"),
+            "chosen": _string(record, "chosen"),
+            "rejected": _string(record, "rejected", allow_empty=True),
+        }
+    for key, answer in zip(("chosen", "rejected"), answers, strict=True):
+        if answer is None:
+            raise RowError(f"missing field `{key}`", key=key, code="missing-field")
+        if not isinstance(answer, list):
+            other = "rejected" if key == "chosen" else "chosen"
+            raise RowError(
+                f"`{key}` must be a list of turns like `{other}`, got {_type(answer)}: give both answers as "
+                "message lists or both as strings",
+                key=key,
+                code="wrong-type",
+            )
+    prompt = record.get("prompt")
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": _string(record, "prompt")}]
+    elif isinstance(prompt, list):
+        prompt = _turns(prompt, "prompt")
+    else:
+        _string(record, "prompt")  # raises the located missing / NaN / wrong-type error
+    chosen = _turns(record["chosen"], "chosen", answer=True)
+    rejected = _turns(record["rejected"], "rejected", answer=True, allow_empty=True)
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def _turns(raw: list[Any], key: str, answer: bool = False, allow_empty: bool = False) -> list[dict[str, str]]:
+    """A message list of a conversational preference row; an answer must end with an assistant turn."""
+    if not raw:
+        raise RowError(f"`{key}` is empty: no turns", key=key, code="empty-field")
+    turns = []
+    for index, turn in enumerate(raw):
+        where = f"{key}[{index}]"
+        if not isinstance(turn, dict):
+            raise RowError(
+                f"{where} must be an object with `role` and `content`, got {_type(turn)}",
+                key=where,
+                code="wrong-type",
+            )
+        role, content = turn.get("role"), turn.get("content")
+        if role is None:
+            raise RowError(f"{where}: missing `role`", key=f"{where}.role", code="missing-field")
+        if not isinstance(role, str) or role not in VALID_ROLES:
+            raise RowError(
+                f"{where}: unknown role {role!r} (valid: {', '.join(VALID_ROLES)})",
+                key=f"{where}.role",
+                code="unknown-role",
+            )
+        if content is None:
+            raise RowError(f"{where}: missing `content`", key=f"{where}.content", code="missing-field")
+        if not isinstance(content, str):
+            raise RowError(
+                f"{where}: `content` must be a string, got {_type(content)}",
+                key=f"{where}.content",
+                code="wrong-type",
+            )
+        if not content.strip() and not (allow_empty and index == len(raw) - 1):
+            raise RowError(f"{where}: `content` is empty", key=f"{where}.content", code="empty-field")
+        turns.append({"role": role, "content": content})
+    if answer and turns[-1]["role"] != "assistant":
+        raise RowError(
+            f"`{key}` ends with a {turns[-1]['role']} turn; an answer must end with an assistant turn",
+            key=key,
+            code="not-ending-in-assistant",
+        )
+    return turns
+
+
+def answer_text(answer: str | list[dict[str, str]]) -> str:
+    """A preference answer's text: the string itself, or its turns' contents joined."""
+    return answer if isinstance(answer, str) else "\n".join(turn["content"] for turn in answer)
+
+
+def as_sft(example: dict[str, Any], answer: str) -> dict[str, Any]:
+    """One side of a canonical preference pair (`answer` is chosen or rejected) as the causal-LM example it
+    renders like: a completion for strings, a conversation for message lists."""
+    if isinstance(example[answer], list):
+        return {"messages": [*example["prompt"], *example[answer]]}
+    return {"prompt": example["prompt"], "completion": example[answer]}

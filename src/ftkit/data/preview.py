@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftkit.data.formats import Example
+from ftkit.data.formats import Example, as_sft
 from ftkit.data.render import IGNORE_INDEX, loss_mask_segments, render_example, render_text
 
 
@@ -32,7 +32,7 @@ def preview(example: Example, tokenizer: Any, max_len: int, train_on: str) -> di
             segments.append([text[position:], False])
         return {"line": example.line, "segments": segments, "note": note, "by": "characters (no tokenizer)"}
     if "chosen" in data:
-        data = {"prompt": data["prompt"], "completion": data["chosen"]}
+        data = as_sft(data, "chosen")
     rendered = render_example(data, tokenizer, max_len, train_on)
     return {
         "line": example.line,

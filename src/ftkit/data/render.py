@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ftkit.data.formats import as_sft
+
 IGNORE_INDEX = -100  # the label PyTorch's cross-entropy (and so every trainer) skips: no loss on this token
 # Text beyond max_seq_len * this many characters is cut before tokenizing: real tokens average 3-5 characters, so
 # the kept tokens never change, and one huge row cannot take seconds and gigabytes to tokenize.
@@ -145,8 +147,7 @@ def render_text(example: dict[str, Any], train_on: str = "completion") -> tuple[
         text = example["prompt"] + example["completion"]
         spans = [(len(example["prompt"]), len(text))]
     elif "chosen" in example:  # preference: the chosen reply after its prompt
-        text = example["prompt"] + example["chosen"]
-        spans = [(len(example["prompt"]), len(text))]
+        return render_text(as_sft(example, "chosen"), train_on)
     else:
         text = example.get("text", "")
         spans = [(0, len(text))]

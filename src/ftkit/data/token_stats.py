@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ftkit.data.formats import Example
+from ftkit.data.formats import Example, as_sft
 from ftkit.data.readers import RowProblem
 from ftkit.data.render import char_limit, ensure_chat_template, render_example, render_text
 
@@ -38,10 +38,7 @@ def _lengths(example: dict[str, Any], tokenizer: Any, max_len: int, train_on: st
         return total, min(total, max_len), max(0, len(text) - limit)
     if "chosen" in example:
         pairs = [
-            render_example(
-                {"prompt": example["prompt"], "completion": example[k]}, tokenizer, max_len, train_on
-            )
-            for k in ("chosen", "rejected")
+            render_example(as_sft(example, k), tokenizer, max_len, train_on) for k in ("chosen", "rejected")
         ]
         longest = max(pairs, key=lambda r: len(r.input_ids) + r.truncated_tokens)
         return (
@@ -69,15 +66,21 @@ def token_stats(
     if not examples:
         return stats, problems
     template = None
-    if tokenizer is not None and any("messages" in e.data for e in examples[:1]):
+    if tokenizer is not None and any(
+        "messages" in e.data or isinstance(e.data.get("prompt"), list) for e in examples[:1]
+    ):
         template = (
             "default ChatML (the tokenizer has none)" if ensure_chat_template(tokenizer) else "the model's"
         )
     lengths: list[int] = []
+    parts: dict[str, list[int]] = {"prompt": [], "chosen": [], "rejected": []}
     truncated_rows = truncated_tokens = dropped = trained_total = char_capped_rows = 0
     for example in examples:
         try:
             total, trained, cut_chars = _lengths(example.data, tokenizer, max_len, train_on)
+            if "chosen" in example.data:
+                for name, count in zip(parts, pair_lengths(example.data, tokenizer, max_len), strict=True):
+                    parts[name].append(count)
         except Exception as error:  # e.g. a chat template that rejects this conversation's roles
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
             problems.append(
@@ -122,13 +125,7 @@ def token_stats(
             else f"estimated as characters / {CHARS_PER_TOKEN} (pass --model for exact counts)",
             "chat_template": template,
             "trained_tokens": trained_total,
-            "length": {
-                "min": ordered[0],
-                "mean": round(sum(ordered) / len(ordered), 1),
-                "median": ordered[len(ordered) // 2],
-                "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
-                "max": ordered[-1],
-            },
+            "length": _summary(ordered),
             "histogram": histogram(lengths),
             "truncated_rows": truncated_rows,
             "truncated_tokens": truncated_tokens,
@@ -139,7 +136,71 @@ def token_stats(
             "time_assumes": TIME_ASSUMPTION,
         }
     )
+    if parts["prompt"]:
+        stats["preference"] = {
+            "counted": PAIR_COUNTING,
+            **{name: {"tokens": sum(counts), **_summary(sorted(counts))} for name, counts in parts.items()},
+        }
     return stats, problems
+
+
+PAIR_COUNTING = (
+    "as TRL's DPO trainer splits a pair: the prompt alone (message lists through the chat template, with the "
+    "generation prompt), each answer as the tokens of prompt + answer (+ EOS for plain strings) after the prefix "
+    "they share with the prompt"
+)
+_GENERATION_PROMPT = "<|im_start|>assistant\n"  # what the default ChatML template adds before an answer
+
+
+def pair_lengths(example: dict[str, Any], tokenizer: Any, max_len: int) -> tuple[int, int, int]:
+    """Tokens of a preference pair's prompt, chosen and rejected answers (see PAIR_COUNTING); estimated as
+    characters / CHARS_PER_TOKEN of the same texts (default ChatML for message lists) without a tokenizer."""
+    prompt = example["prompt"]
+    if tokenizer is None:
+        if isinstance(prompt, list):
+            head = len(render_text({"messages": prompt}, "all")[0]) + len(_GENERATION_PROMPT)
+            answers = [len(render_text(as_sft(example, k), "all")[0]) - head for k in ("chosen", "rejected")]
+        else:
+            head, answers = len(prompt), [len(example["chosen"]), len(example["rejected"])]
+        return math.ceil(head / CHARS_PER_TOKEN), *(math.ceil(max(0, n) / CHARS_PER_TOKEN) for n in answers)
+    limit = char_limit(max_len)
+    if isinstance(prompt, list):
+        prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        texts = [
+            tokenizer.apply_chat_template(prompt + example[k], tokenize=False) for k in ("chosen", "rejected")
+        ]
+        special = False  # the template writes the special tokens itself
+    else:
+        eos = tokenizer.eos_token or ""
+        prompt_text, special = prompt, True
+        texts = [
+            prompt + example[k] + ("" if not eos or example[k].endswith(eos) else eos)
+            for k in ("chosen", "rejected")
+        ]
+    prompt_ids = tokenizer(prompt_text[:limit], add_special_tokens=special)["input_ids"]
+    full = [tokenizer(text[:limit], add_special_tokens=special)["input_ids"] for text in texts]
+    shared = min(_common_prefix(prompt_ids, ids) for ids in full)
+    return shared, len(full[0]) - shared, len(full[1]) - shared
+
+
+def _common_prefix(first: list[int], second: list[int]) -> int:
+    count = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        count += 1
+    return count
+
+
+def _summary(ordered: list[int]) -> dict[str, Any]:
+    """min, mean, median, p95 and max of sorted lengths."""
+    return {
+        "min": ordered[0],
+        "mean": round(sum(ordered) / len(ordered), 1),
+        "median": ordered[len(ordered) // 2],
+        "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
+        "max": ordered[-1],
+    }
 
 
 def histogram(lengths: list[int], bins: int = 10) -> list[dict[str, int]]:

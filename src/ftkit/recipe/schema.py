@@ -42,6 +42,11 @@ class DataConfig(_Strict):
     train_on: Literal["completion", "all"] = Field(
         "completion", description="Train on completion/assistant tokens only, or on every token."
     )
+    skip_invalid_rows: bool = Field(
+        False,
+        description="Drop rows the data check finds errors in (each reported, counted in data.skipped_rows) "
+        "instead of refusing the file.",
+    )
 
     @model_validator(mode="after")
     def _eval_xor_split(self) -> DataConfig:

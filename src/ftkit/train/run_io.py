@@ -27,6 +27,7 @@ def load_recipe_data(loaded: LoadedRecipe) -> RunData:
         data_config.columns,
         data_config.eval_split,
         loaded.recipe.training.seed,
+        data_config.skip_invalid_rows,
     )
 
 
