@@ -29,6 +29,7 @@ def build_timeline(reg, runs: list[dict]) -> list[dict]:  # noqa: ANN001 - RunRe
             "method": summary.get("method"),
             "model": summary.get("model"),
             "parent": summary.get("parent"),
+            "trained_from": (summary.get("model_run") or {}).get("run"),  # `model: run:<ref>`
             "tags": summary.get("tags", []),
             "ended_at": summary.get("ended_at"),
             "compared_with": previous["id"] if previous else None,
@@ -130,7 +131,8 @@ def _print_entry(out: Output, entry: dict, short: dict[str, str]) -> None:
             head.append(f"  ({', '.join(entry['tags'])})", style="cyan")
     out.line(head)
     if entry["parent"]:
-        out.line(Text(f"    rerun of {short.get(entry['parent'], entry['parent'])}", style="dim"))
+        how = "trained from" if entry.get("trained_from") == entry["parent"] else "rerun of"
+        out.line(Text(f"    {how} {short.get(entry['parent'], entry['parent'])}", style="dim"))
     for row in entry["metrics"]:
         delta, pct = fmt_delta(row["delta"], row["delta_pct"])
         line = Text(f"    {row['metric']} {fmt(row['b'])}")

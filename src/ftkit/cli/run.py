@@ -86,6 +86,7 @@ def run_and_record(
         if extra:
             loaded = load_recipe(recipe_path, [*overrides, *extra])
     _refuse_output_in_registry(loaded, registry_path)
+    loaded, model_run = _model_from_run(loaded, registry_path, output, dry_run)
     if dry_run:
         return _dry_run(loaded, output, extra_json or {})
 
@@ -108,12 +109,16 @@ def run_and_record(
     )
     registry = RunRegistry.open(registry_path)
     record_pending(registry)  # a run an earlier commit failed to record goes in first, in training order
+    if model_run is not None and parent is None:  # a rerun keeps the run it re-ran as its parent
+        parent = model_run.run_id
     run_id = registry.new_run_id()
     name = loaded.recipe.name or registry.new_run_name(run_id)
     output.note(
         f"[bold]run {run_id}[/bold] ({escape(name)}): {loaded.recipe.method.name} on {escape(loaded.recipe.model)}"
     )
     life = RunLife(registry, output, _running_record(loaded, run_id, name, parent, collect_environment))
+    if model_run is not None:
+        life.record.model, life.record.model_run = f"run:{model_run.run_id}", model_run.to_dict()
     hooks: dict[str, Any] = {"on_checkpoint": life.checkpoint, "record_facts": life.update}
     if start is not None and needs_launch(loaded.recipe):
         raise RecipeError(
@@ -159,6 +164,10 @@ def run_and_record(
         tracking=result.tracking,
         samples=[*result.samples, *result.prompts],  # samples.jsonl: what the models answered
     )
+    if model_run is not None:  # recorded as `run:<full id>`, so a rerun starts from the same run
+        record.model, record.model_run = f"run:{model_run.run_id}", model_run.to_dict()
+        if record.resolved:
+            record.resolved = {**record.resolved, "model": record.model}
     if result.status == "interrupted" and saved_output(result.output_dir) is None:
         record.output_dir = None  # nothing was saved there (a Ctrl-C during the model load, a second Ctrl-C)
     # The review is stored with the run; the commit completes or the pending record is written, never neither.
@@ -190,6 +199,30 @@ def run_and_record(
         }
     )
     return int(_EXIT_FOR_STATUS[result.status])
+
+
+def _model_from_run(
+    loaded: LoadedRecipe, registry_path: Path | None, output: Output, dry_run: bool
+) -> tuple[LoadedRecipe, Any]:
+    """`model: run:<ref>` or a run output folder: the recipe loading that run's trained weights, and the run
+    (ftkit.model_from_run); the recipe as it is, and None, for any other model. A dry run only checks the run.
+    The registry must exist already: a new, empty one could not hold the run."""
+    from ftkit.model_from_run import check_model_run, names_run, open_registry, start_from_run
+
+    if not names_run(loaded.recipe.model, loaded.base_dir):
+        return loaded, None
+    registry = open_registry(loaded, registry_path)
+    if dry_run:
+        check_model_run(loaded, registry)
+        return loaded, None
+    started, found = start_from_run(loaded, registry)
+    how = (
+        "its model folder"
+        if not found.to_dict()["merged"]
+        else f"its {found.method} adapter merged into its base"
+    )
+    output.note(f"model: starting from run {found.run_id} ({escape(how)}, {escape(found.folder)})")
+    return started, found
 
 
 def _known_trackers(names: list[str]) -> list[str]:

@@ -125,6 +125,11 @@ def show_command(
     if info.get("start_checkpoint"):  # a fork (`ftkit rerun --from-checkpoint`): the weights it started from
         start = info["start_checkpoint"]
         facts.append(["started from", f"run {start.get('run')} {_checkpoint(start)}"])
+    if info.get("model_run"):  # `model: run:<ref>`: trained from that run's weights (ftkit.model_from_run)
+        start = info["model_run"]
+        merged = f"its {start.get('method')} adapter merged into {start.get('base_model')}"
+        how = merged if start.get("merged") else f"its saved {start.get('method')} model"
+        facts.append(["model from", f"run {start.get('run')}: {how}"])
     for name, tracked in (info.get("tracking") or {}).items():
         facts.append([name, _tracked(name, tracked if isinstance(tracked, dict) else {})])
     if info.get("error") and not out.is_terminal:

@@ -393,6 +393,8 @@ def _check_paths(recipe: Recipe, base_dir: Path, problems: _Problems) -> None:
 
     model = recipe.model
     model_path = resolve(model)
+    if model.startswith("run:") or (model_path / "resolved.yaml").is_file():
+        return  # an earlier run (ftkit.model_from_run): checked against the registry, which this does not open
     looks_local = model.startswith((".", "/", "~")) or model.endswith(".gguf") or model_path.exists()
     if looks_local:
         if model.endswith(".gguf"):

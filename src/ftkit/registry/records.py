@@ -87,6 +87,7 @@ class RunRecord:
         None  # a fork's starting point {run, step, path} (`rerun --from-checkpoint`)
     )
     tracking: dict = field(default_factory=dict)  # tracker name -> its run {run_id, url, log_dir, ...}
+    model_run: dict | None = None  # `model: run:<ref>`: the run trained from {run, ref, method, base_model, folder}
 
 
 def now_iso() -> str:
@@ -181,6 +182,8 @@ def render(
         run["start_checkpoint"] = record.start_checkpoint
     if record.tracking:
         run["tracking"] = record.tracking
+    if record.model_run:
+        run["model_run"] = record.model_run
     if history_every > 1 or events_every > 1:
         run["thinned"] = {"history_every": history_every, "events_every": events_every}
     files = {
