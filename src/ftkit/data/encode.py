@@ -54,7 +54,13 @@ def check_task_format(task: str, data: RunData) -> None:
             f"task is causal-lm but the data is in {data.format} format ({data.format_reason})",
             hint="set task: classification"
             if data.format == "classification"
-            else "preference data trains with DPO, which is not available yet",
+            else "set task: preference (DPO on the chosen/rejected pairs; README: Preference tuning)",
+        )
+    if task == "preference" and data.format != "preference":
+        raise DataError(
+            f"task is preference but the data is in {data.format} format ({data.format_reason})",
+            hint="give rows with `prompt`, `chosen` and `rejected` (strings or message lists), or map columns with "
+            "data.columns; for SFT on this data use task: causal-lm",
         )
 
 

@@ -21,6 +21,7 @@ from ftkit.hub_ids import is_hub_dataset_id, is_hub_model_id
 from ftkit.methods.base import MethodOptions
 from ftkit.recipe.distributed_checks import distributed_problems
 from ftkit.recipe.eval_checks import evaluation_problems
+from ftkit.recipe.preference_config import preference_problems
 from ftkit.recipe.schema import Recipe, known_keys
 from ftkit.recipe.tracking_config import normalize_raw as normalize_tracking
 from ftkit.suggest import did_you_mean
@@ -349,7 +350,7 @@ def load_recipe(
         _check_paths(recipe, recipe_path.parent, problems)
     if recipe is not None:
         _check_metrics(recipe, problems)
-    for key_path, message in evaluation_problems(recipe) if recipe is not None else []:
+    for key_path, message in evaluation_problems(recipe) + preference_problems(recipe) if recipe else []:
         problems.add(key_path, message)
     if recipe is not None:
         for key_path, message in distributed_problems(recipe, recipe_path.parent, check_machine=check_paths):
@@ -369,6 +370,11 @@ def load_recipe(
 def _check_metrics(recipe: Recipe, problems: _Problems) -> None:
     """`evaluation.metrics` and `answer_regex` located at their keys (see ftkit.evaluation.scoring)."""
     settings = recipe.evaluation
+    if recipe.task == "preference":  # scored by its pairs (evaluation/preference_scores.py), not by metrics
+        if settings.metrics != "auto":
+            problems.add(("evaluation", "metrics"), "a preference run reports preference_accuracy, logp_margin, "
+                         "reward_margin and the objective's loss on its eval pairs; remove `metrics`")  # fmt: skip
+        return
     # auto is a valid list; only its answer_regex can be wrong
     names = ["loss"] if settings.metrics == "auto" else settings.metrics
     for path, message in metric_problems(

@@ -68,6 +68,8 @@ def resolve_recipe(
         resolved.get("distributed") is None
     ):  # absent, as before the key existed: one-process hashes are unchanged
         resolved.pop("distributed", None)
+    if resolved.get("task") != "preference":  # absent from other tasks, as before the key existed
+        resolved.pop("preference", None)
     if not any((resolved.get("tracking") or {}).values()):  # absent when no tracker is on, as before the key
         resolved.pop("tracking", None)
     return resolved

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ftkit.recipe.preference_config import PreferenceConfig
 from ftkit.recipe.tracking_config import TrackingConfig
 
 Auto = Literal["auto"]
@@ -234,7 +235,10 @@ class DistributedConfig(_Strict):
 class Recipe(_Strict):
     name: str | None = Field(None, description="Human name for the run.")
     model: str = Field(description="Hub id, local folder, or a .gguf file.")
-    task: Literal["causal-lm", "classification"] = "causal-lm"
+    task: Literal["causal-lm", "classification", "preference"] = Field(
+        "causal-lm",
+        description="causal-lm (SFT), classification, or preference (DPO and friends on chosen/rejected pairs).",
+    )
     data: DataConfig
     method: MethodConfig = Field(default_factory=MethodConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -242,6 +246,10 @@ class Recipe(_Strict):
     output: str = Field("outputs/", description="Each run writes its weights to OUTPUT/<run-id>/.")
     distributed: DistributedConfig | None = Field(
         None, description="Train in several processes or on several machines (README: Scaling out)."
+    )
+    preference: PreferenceConfig = Field(
+        default_factory=PreferenceConfig,
+        description="task: preference: the objective and its settings (README: Preference tuning).",
     )
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig,

@@ -87,7 +87,8 @@ class RunRecord:
         None  # a fork's starting point {run, step, path} (`rerun --from-checkpoint`)
     )
     tracking: dict = field(default_factory=dict)  # tracker name -> its run {run_id, url, log_dir, ...}
-    model_run: dict | None = None  # `model: run:<ref>`: the run trained from {run, ref, method, base_model, folder}
+    # `model: run:<ref>`: the run trained from {run, ref, method, base_model, folder}
+    model_run: dict | None = None
 
 
 def now_iso() -> str:

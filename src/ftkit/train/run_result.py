@@ -29,7 +29,7 @@ class RunResult:
     prompts: list[dict[str, Any]] = field(default_factory=list)  # the fixed prompts' answers
     error: str | None = None
     auto: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> {value, rule, evidence}
-    tracking: dict[str, dict[str, Any]] = field(default_factory=dict)  # tracker -> its run (ids, folders, URLs)
+    tracking: dict[str, dict[str, Any]] = field(default_factory=dict)  # tracker -> its run (ids, URLs)
 
 
 def now_iso() -> str:

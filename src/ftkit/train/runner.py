@@ -23,7 +23,7 @@ from ftkit.methods.base import Method
 from ftkit.methods.catalog import get_method
 from ftkit.recipe.auto_rules import Choice
 from ftkit.recipe.load import LoadedRecipe
-from ftkit.recipe.resolve import config_hash, resolve_recipe
+from ftkit.recipe.resolve import config_hash, data_only_choices, resolve_recipe
 from ftkit.registry import testpoints
 from ftkit.tracking.session import Tracking
 from ftkit.train import auto_values, output_files
@@ -76,6 +76,7 @@ class _Run:
         if isinstance(start, ResumeFrom):  # the same run goes on in its own folder
             self.output_dir = start.output_dir
         self.started = time.perf_counter()
+        self.device = "cpu"  # the plan's device, once known
         self.auto: dict[str, Choice] = {}  # the `auto` values chosen, by dotted key (train/auto_values.py)
         self.max_seq_len = self.recipe.training.max_seq_len
         self.main_process = (
@@ -192,7 +193,7 @@ class _Run:
         from transformers import set_seed
 
         from ftkit.train.model_loading import load_dtype, load_model, load_tokenizer, model_skeleton
-        from ftkit.train.trainer import build_trainer, training_metrics
+        from ftkit.train.trainer import build_trainer
 
         recipe = self.recipe
         self.method.check_requirements()
@@ -203,15 +204,24 @@ class _Run:
 
         tokenizer = load_tokenizer(recipe.model, self.loaded.base_dir)
         self.method.tokenizer = tokenizer  # for methods that need it in prepare() (prompt tuning's init text)
-        if recipe.task == "causal-lm" and ensure_chat_template(tokenizer):
+        model_task = (
+            "causal-lm" if recipe.task == "preference" else recipe.task
+        )  # a preference model is a causal LM
+        if model_task == "causal-lm" and ensure_chat_template(tokenizer):
             self.event("note", "the tokenizer has no chat template; using ChatML (saved with the model)")
         labels = class_labels(data) if recipe.task == "classification" else None
         seq_choice = auto_values.choose_max_seq_len(self.loaded, data.train, tokenizer)
         if seq_choice is not None:
             self.choose("training.max_seq_len", seq_choice)
             self.max_seq_len = seq_choice.value
-        encoded = self.encode(data, tokenizer, labels)
-        train_rows, eval_rows = encoded.train, encoded.eval
+        if recipe.task == "preference":  # TRL tokenizes the pairs (train/preference_trainer.py)
+            train_rows, eval_rows = [ex.data for ex in data.train], [ex.data for ex in data.eval]
+            self.metrics.update(data.skip_metrics())
+            if skipped := data.skip_warning():
+                self.event("warning", skipped)
+        else:
+            encoded = self.encode(data, tokenizer, labels)
+            train_rows, eval_rows = encoded.train, encoded.eval
 
         set_seed(recipe.training.seed)
         self.event("phase", f"loading {recipe.model}")
@@ -219,7 +229,7 @@ class _Run:
             self.loaded.method_options,
             hardware.device,
             lambda: model_skeleton(
-                recipe.model, self.loaded.base_dir, recipe.task, len(labels) if labels else None
+                recipe.model, self.loaded.base_dir, model_task, len(labels) if labels else None
             ),
         )
         for note in load_notes:
@@ -228,7 +238,7 @@ class _Run:
         model = load_model(
             recipe.model,
             self.loaded.base_dir,
-            recipe.task,
+            model_task,
             load_dtype(recipe.training.precision, self.method.is_adapter),
             load_kwargs,
             [str(label) for label in labels] if labels is not None else None,
@@ -238,12 +248,14 @@ class _Run:
         adjustments = self.method.adjust_training(self.loaded.method_options, recipe.training.model_dump())
         training = {**recipe.training.model_dump(), **adjustments.overrides}
         plan = plan_training(hardware, training, parameters, recipe.task, self.method, model.config)
+        if recipe.task == "preference" and training["precision"] == "auto" and plan.device == "cpu":
+            plan.precision = "fp32"  # bf16's numerics check measures SFT batches, not preference pairs
         self.metrics.update(  # auto's bf16 on a CPU: confirmed against fp32 on the first batches, or dropped
             confirm_auto_bf16(
                 plan,
                 training["precision"],
                 model,
-                train_rows,
+                [] if recipe.task == "preference" else train_rows,
                 tokenizer.pad_token_id,
                 training["batch_size"] if isinstance(training["batch_size"], int) else 8,
                 self.method.is_adapter,
@@ -251,16 +263,21 @@ class _Run:
         )
         for note in [*plan.notes, *adjustments.notes]:
             self.event("note", note)
-        chosen = auto_values.choose_training(
-            self.loaded,
-            self.method,
-            train_rows=len(data.train),
-            encoded_rows=train_rows,
-            model_params=parameters,
-            max_seq_len=self.max_seq_len,
-            num_labels=len(labels) if labels else None,
-            device=plan.device,
-        )
+        if recipe.task == "preference":  # no SFT rows to probe with: the data-size rules
+            options = self.loaded.method_options.model_dump(mode="json")
+            chosen = data_only_choices(recipe, options, self.method, len(data.train))
+            chosen.pop("training.max_seq_len", None)
+        else:
+            chosen = auto_values.choose_training(
+                self.loaded,
+                self.method,
+                train_rows=len(data.train),
+                encoded_rows=train_rows,
+                model_params=parameters,
+                max_seq_len=self.max_seq_len,
+                num_labels=len(labels) if labels else None,
+                device=plan.device,
+            )
         for key, choice in chosen.items():
             self.choose(key, choice)
         if "method.r" in chosen:  # prepare() below builds the adapter at the chosen rank
@@ -282,8 +299,13 @@ class _Run:
             self.record_facts(resolved=resolved, config_hash=result.config_hash)
         if isinstance(self.start, ResumeFrom):
             self.start.check(resolved)  # RecipeError before anything is trained
-        device = plan.device
+        device = self.device = plan.device
         model.to(device)
+        if recipe.task == "preference":
+            from ftkit.train.preference_run import train_preference
+
+            train_preference(self, result, model, tokenizer, train_rows, eval_rows, plan, resolved)
+            return
         extras = RunEvaluation(recipe, self.method, tokenizer, device)
         extras.base(model)
         result.prompts = extras.prompts.rows  # filled in as answers come (base, each evaluation, tuned)
@@ -325,37 +347,7 @@ class _Run:
             task=recipe.task,
             output_dir=self.output_dir,
         )
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        if self.main_process:
-            self.live.open(self.output_dir)
-            self.tracking = start_run_tracking(self, resolved, result.config_hash)
-            result.tracking = self.tracking.facts
-            if self.tracking.facts and self.record_facts is not None:  # `ftkit show` links the tracker's run
-                self.record_facts(tracking=self.tracking.facts)
-        result.output_dir = str(self.output_dir)
-        saver = prepare_checkpoints(
-            trainer, self.start, recipe.training, self.output_dir, self.event, self.on_checkpoint
-        )
-        resume_path = str(self.start.checkpoint.path) if isinstance(self.start, ResumeFrom) else None
-        earlier = self.start.history_before() if isinstance(self.start, ResumeFrom) else []
-        stopper.install()
-        train_started = time.perf_counter()
-        try:
-            output = trainer.train(resume_from_checkpoint=resume_path)
-            # Every process of a multi-process run stopped at the step any of them was asked to (ProcessAgreement),
-            # even one whose own Ctrl-C had not arrived yet: they save and end as interrupted together.
-            stopped = agree(stopper.requested, device=trainer.args.device)
-            if stopped and saver is not None:
-                saver.save_now()  # so `ftkit resume` continues from the step the run stopped at
-        finally:
-            stopper.uninstall()
-            result.history = [*earlier, *progress.history]
-        train_seconds = time.perf_counter() - train_started - evaluator.seconds  # training alone
-        self.metrics.update(training_metrics(output, trainer, progress, train_seconds, device))
-        if isinstance(self.start, ResumeFrom):  # transformers averages over this session's steps only
-            self.metrics.update(
-                self.start.whole_run_metrics(output.training_loss, trainer, result.history, self.metrics)
-            )
+        stopped = self.train_with(trainer, progress, stopper, result, resolved, lambda: evaluator.seconds)
         self.metrics.update(evaluator.metrics())
         model = trainer.model
         self.metrics.update(extras.finish(model, trainer.state.global_step, self.event))
@@ -377,6 +369,47 @@ class _Run:
         extras.prompts.answer(model, "tuned")
         result.status = "succeeded"
         self.write_metrics()
+
+    def train_with(
+        self, trainer: Any, progress: Any, stopper: Any, result: RunResult, resolved: dict, excluded: Callable
+    ) -> bool:
+        """Open the output folder (live log, trackers), train with checkpoints and the graceful stop, and record
+        the history and training metrics; `excluded()` is time inside training that was not training (evaluations).
+        Returns whether the run was asked to stop."""
+        from ftkit.train.trainer import training_metrics
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.main_process:
+            self.live.open(self.output_dir)
+            self.tracking = start_run_tracking(self, resolved, result.config_hash)
+            result.tracking = self.tracking.facts
+            if self.tracking.facts and self.record_facts is not None:  # `ftkit show` links the tracker's run
+                self.record_facts(tracking=self.tracking.facts)
+        result.output_dir = str(self.output_dir)
+        saver = prepare_checkpoints(
+            trainer, self.start, self.recipe.training, self.output_dir, self.event, self.on_checkpoint
+        )
+        resume_path = str(self.start.checkpoint.path) if isinstance(self.start, ResumeFrom) else None
+        earlier = self.start.history_before() if isinstance(self.start, ResumeFrom) else []
+        stopper.install()
+        train_started = time.perf_counter()
+        try:
+            output = trainer.train(resume_from_checkpoint=resume_path)
+            # Every process of a multi-process run stopped at the step any of them was asked to (ProcessAgreement),
+            # even one whose own Ctrl-C had not arrived yet: they save and end as interrupted together.
+            stopped = agree(stopper.requested, device=trainer.args.device)
+            if stopped and saver is not None:
+                saver.save_now()  # so `ftkit resume` continues from the step the run stopped at
+        finally:
+            stopper.uninstall()
+            result.history = [*earlier, *progress.history]
+        train_seconds = time.perf_counter() - train_started - excluded()  # training alone
+        self.metrics.update(training_metrics(output, trainer, progress, train_seconds, self.device))
+        if isinstance(self.start, ResumeFrom):  # transformers averages over this session's steps only
+            self.metrics.update(
+                self.start.whole_run_metrics(output.training_loss, trainer, result.history, self.metrics)
+            )
+        return stopped
 
     def write_metrics(self) -> None:
         self.metrics["run.wall_time_s"] = round(time.perf_counter() - self.started, 2)

@@ -11,26 +11,10 @@ from ftkit.train.callbacks import ProgressTracker
 from ftkit.train.hardware import TrainingPlan, peak_memory_mb
 
 
-def build_trainer(
-    model: Any,
-    tokenizer: Any,
-    train_rows: list[dict],
-    resolved: dict[str, Any],
-    plan: TrainingPlan,
-    callbacks: list[Any],
-    *,
-    task: str,
-    output_dir: Path,
-) -> Any:
-    """A trainer for encoded `train_rows` with the resolved recipe's training settings and the plan's device,
-    precision, checkpointing and padding-free choice. Checkpoints go under `output_dir/checkpoints`; library
-    progress bars and printing are removed (ftkit's callbacks report instead)."""
-    from datasets import Dataset
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-    from transformers import trainer_callback as hf_callbacks
-
-    training = resolved["training"]
-    common = dict(
+def common_arguments(training: dict[str, Any], plan: TrainingPlan, output_dir: Path) -> dict[str, Any]:
+    """TrainingArguments every ftkit trainer shares (SFT, classification, preference): the resolved `training`
+    settings and the plan's device, precision and checkpointing, stated explicitly."""
+    return dict(
         output_dir=str(output_dir / "checkpoints"),
         num_train_epochs=float(training["epochs"]),
         max_steps=training["max_steps"] or -1,
@@ -64,6 +48,27 @@ def build_trainer(
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
+
+
+def build_trainer(
+    model: Any,
+    tokenizer: Any,
+    train_rows: list[dict],
+    resolved: dict[str, Any],
+    plan: TrainingPlan,
+    callbacks: list[Any],
+    *,
+    task: str,
+    output_dir: Path,
+) -> Any:
+    """A trainer for encoded `train_rows` with the resolved recipe's training settings and the plan's device,
+    precision, checkpointing and padding-free choice. Checkpoints go under `output_dir/checkpoints`; library
+    progress bars and printing are removed (ftkit's callbacks report instead)."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    training = resolved["training"]
+    common = common_arguments(training, plan, output_dir)
     dataset = Dataset.from_list(train_rows)
     if task == "classification":
         trainer = Trainer(
@@ -92,7 +97,13 @@ def build_trainer(
             processing_class=tokenizer,
             callbacks=callbacks,
         )
-    # transformers' own printer and tqdm bar (its ProgressCallback, not ftkit's ProgressTracker)
+    return quiet_trainer(trainer)
+
+
+def quiet_trainer(trainer: Any) -> Any:
+    """Remove transformers' own printer and tqdm bar (its ProgressCallback, not ftkit's ProgressTracker)."""
+    from transformers import trainer_callback as hf_callbacks
+
     for noisy in (hf_callbacks.PrinterCallback, hf_callbacks.ProgressCallback):
         trainer.remove_callback(noisy)
     return trainer
