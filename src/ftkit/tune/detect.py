@@ -78,8 +78,9 @@ def _task_for(
     shown = ", ".join(f"`{c}`" for c in file_columns(records)) or "(none)"
     if fmt == "preference":
         raise DataError(
-            f"{path}: preference data (prompt, chosen, rejected) trains with DPO, which ftkit does not offer yet",
-            hint="give supervised data (chat, instruction, completion, text) or classification data",
+            f"{path}: preference data (prompt, chosen, rejected): `ftkit tune` picks settings for supervised and "
+            "classification data only",
+            hint="train it with a recipe: `task: preference` (DPO; README: Preference tuning) and `ftkit run`",
         )
     if fmt == "unknown":
         return "causal-lm" if task == "auto" else task  # the checker names what is missing
