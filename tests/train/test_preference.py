@@ -166,3 +166,9 @@ def test_tune_on_preference_data_points_to_the_preference_recipe(tmp_path, tiny_
     result = CliRunner().invoke(app, ["tune", str(data), "--model", str(tiny_model_dir)])
     assert result.exit_code == 2
     assert "task: preference" in " ".join(result.output.split())
+
+
+def test_plan_on_a_preference_recipe_says_it_is_not_modelled(tmp_path, tiny_model_dir):
+    result = CliRunner().invoke(app, ["plan", str(recipe(tmp_path, tiny_model_dir))])
+    assert result.exit_code == 2
+    assert "preference run's memory" in " ".join(result.output.split())

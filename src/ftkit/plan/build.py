@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ftkit.errors import FtkitError
+from ftkit.errors import FtkitError, UsageError
 from ftkit.plan.estimate import (
     DEFAULT_RUNTIME_BYTES,
     estimate_memory,
@@ -51,8 +51,14 @@ def build_plan(
     from ftkit.train.quiet import quiet_libraries
     from ftkit.train.runner import load_recipe_data
 
-    quiet_libraries()
     recipe, base = loaded.recipe, loaded.base_dir
+    if recipe.task == "preference":
+        raise UsageError(
+            f"{loaded.path}: ftkit plan estimates causal-lm and classification runs; a preference run's memory "
+            "(chosen and rejected in one batch, plus a reference copy for full/freeze DPO) is not modelled yet",
+            hint="try it with a few steps: ftkit run RECIPE --set training.max_steps=2 (the summary shows peak memory)",
+        )
+    quiet_libraries()
     asked = recipe.method.name
     progress("reading the data")
     data = load_recipe_data(loaded)
