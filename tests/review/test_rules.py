@@ -315,3 +315,20 @@ def test_thresholds_are_the_documented_ones():
     assert (curves.OVERFIT_RISE, curves.UNDERFIT_SHARE, curves.EVAL_STILL_FALLING) == (1.02, 0.2, 0.998)
     assert (outcome.NO_GAIN_LOSS, outcome.WORSE_LOSS, outcome.TRUNCATION_SHARE) == (0.01, 0.02, 0.05)
     assert (outcome.FULL_MIN_ROWS, outcome.ADAPTER_MIN_ROWS) == (1000, 50)
+
+
+@pytest.mark.parametrize(("base", "tuned", "found"), [(3.0, 3.0, True), (3.0, 2.5, True), (3.0, 3.01, False)])
+def test_margin_not_growing_for_preference_runs(base, tuned, found):
+    metrics = {"base.eval.logp_margin": base, "eval.logp_margin": tuned,
+               "base.eval.preference_accuracy": 0.5, "eval.preference_accuracy": 0.5}  # fmt: skip
+    run = make_run(metrics=metrics, task="preference")
+    run["resolved"]["preference"] = {"beta": 0.1}
+    review = review_run(run)
+    ids = [item.id for item in review.findings]
+    assert ("margin_not_growing" in ids) is found
+    if found:
+        item = next(item for item in review.findings if item.id == "margin_not_growing")
+        assert f"{base:g} → {tuned:g}" in item.evidence and "50% → 50%" in item.evidence
+        assert "--set training.learning_rate=0.01" in (item.command or "")
+    sft = make_run(metrics=metrics)  # a causal-lm run with the same numbers: not a preference finding
+    assert "margin_not_growing" not in [item.id for item in review_run(sft).findings]

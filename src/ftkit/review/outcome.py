@@ -226,3 +226,32 @@ def too_few_rows(facts: Facts) -> Finding | None:
         action=action,
         command=command,
     )
+
+
+def margin_not_growing(facts: Facts) -> Finding | None:
+    """A preference run whose tuned model does not prefer the chosen answers more than the base model did: the
+    log-probability margin did not grow (and so the implicit reward margin is not positive)."""
+    if facts.task != "preference":
+        return None
+    base, tuned = facts.metric("base.eval.logp_margin"), facts.metric("eval.logp_margin")
+    if base is None or tuned is None or tuned > base:
+        return None
+    accuracy = facts.metric("base.eval.preference_accuracy"), facts.metric("eval.preference_accuracy")
+    shown = f"; preference accuracy {pct(accuracy[0])} → {pct(accuracy[1])}" if None not in accuracy else ""
+    beta = (facts.resolved.get("preference") or {}).get("beta")
+    rate = facts.learning_rate
+    higher = float(f"{min(rate * 10, 0.5):.3g}") if rate else None
+    return Finding(
+        id="margin_not_growing",
+        severity="medium",
+        title="the preference margin did not grow",
+        evidence=f"eval log p(chosen) − log p(rejected), base → tuned: {fmt(base)} → {fmt(tuned)}{shown}",
+        action="check that `chosen` is the better answer in the data (`ftkit data check TRAIN` shows pairs), then "
+        + (f"raise the learning rate ten-fold ({fmt(rate)} → {fmt(higher)})" if higher else "train longer")
+        + (
+            f"; a smaller preference.beta (now {fmt(beta)}) lets the policy move further from the reference"
+            if beta
+            else ""
+        ),  # fmt: skip
+        command=facts.rerun(("training.learning_rate", higher)) if higher else None,
+    )

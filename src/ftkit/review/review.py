@@ -50,6 +50,7 @@ def review_run(run: dict[str, Any]) -> Review:
         if not diverged and not any(item.id == "worse_than_base" for item in findings):
             check("no_gain", outcome.no_gain(facts))
     check("truncation", outcome.truncation(facts))
+    check("margin_not_growing", outcome.margin_not_growing(facts))
     check("eval_overlap", outcome.eval_overlap(facts))
     check("too_few_rows", outcome.too_few_rows(facts))
     findings.sort(key=lambda item: SEVERITIES.index(item.severity) if item.severity in SEVERITIES else 9)
