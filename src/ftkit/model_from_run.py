@@ -86,7 +86,7 @@ def locate_model_run(model: str, base_dir: Path, task: str, registry: Any) -> Mo
         ref = str(folder)
         _check_succeeded(registry, run_id)
         source = _run_output_source(ref, folder, f"run {run_id}", run_id)
-    if (source.task or "causal-lm") != task:
+    if _model_kind(source.task or "causal-lm") != _model_kind(task):  # SFT then DPO: both train a causal LM
         raise ModelError(
             f"run {run_id} trained a {source.task} model; this recipe's task is {task}",
             hint=f"set task: {source.task}, or start from a {task} run",
@@ -198,3 +198,8 @@ def start_from_run(loaded: Any, registry: Any) -> tuple[Any, ModelRun]:
     from dataclasses import replace
 
     return replace(loaded, recipe=loaded.recipe.model_copy(update={"model": found.folder})), found
+
+
+def _model_kind(task: str) -> str:
+    """The kind of model a task trains: preference and causal-lm runs both train a causal language model."""
+    return "causal-lm" if task == "preference" else task
