@@ -195,3 +195,15 @@ def _frozen_base_to_bf16(model: Any) -> None:
     for parameter in model.parameters():
         if parameter.is_floating_point() and parameter.dtype != torch.bfloat16:
             parameter.data = parameter.data.to(torch.bfloat16)
+
+
+def stay_fp32(plan: Any) -> None:
+    """`precision: auto` of a preference run on a CPU: fp32, since the bf16 numerics check measures SFT batches,
+    not preference pairs. Replaces the plan's precision note when it had chosen bf16."""
+    if plan.precision == "bf16":
+        plan.precision = "fp32"
+        plan.notes = [note for note in plan.notes if not note.startswith("precision:")]
+        plan.notes.append(
+            "precision: fp32 (auto's bf16 is confirmed on SFT batches only; set precision: bf16 to train "
+            "preference pairs in bf16)"
+        )

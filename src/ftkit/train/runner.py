@@ -33,7 +33,7 @@ from ftkit.train.distributed import agree
 from ftkit.train.event_log import EventLog
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.output_dir import check_output_writable
-from ftkit.train.precision import confirm_auto_bf16
+from ftkit.train.precision import confirm_auto_bf16, stay_fp32
 from ftkit.train.quiet import quiet_libraries
 from ftkit.train.resume import ForkFrom, ResumeFrom, prepare_checkpoints
 from ftkit.train.run_evaluation import RunEvaluation
@@ -68,9 +68,8 @@ class _Run:
         self.method: Method = get_method(self.recipe.method.name)
         self.events: list[dict[str, Any]] = []
         self.live = EventLog()  # OUTPUT/<run-id>/events.jsonl, written as events happen (train/event_log.py)
-        self.tracking = Tracking(
-            [], {}, print
-        )  # the recipe's trackers, started with training (run_tracking.py)
+        # the recipe's trackers, started with training (run_tracking.py)
+        self.tracking = Tracking([], {}, print)
         self.metrics: dict[str, Any] = {}
         self.output_dir = loaded.resolve_path(self.recipe.output) / run_id
         if isinstance(start, ResumeFrom):  # the same run goes on in its own folder
@@ -204,9 +203,8 @@ class _Run:
 
         tokenizer = load_tokenizer(recipe.model, self.loaded.base_dir)
         self.method.tokenizer = tokenizer  # for methods that need it in prepare() (prompt tuning's init text)
-        model_task = (
-            "causal-lm" if recipe.task == "preference" else recipe.task
-        )  # a preference model is a causal LM
+        # a preference model is a causal LM: loaded, planned and prepared as one
+        model_task = "causal-lm" if recipe.task == "preference" else recipe.task
         if model_task == "causal-lm" and ensure_chat_template(tokenizer):
             self.event("note", "the tokenizer has no chat template; using ChatML (saved with the model)")
         labels = class_labels(data) if recipe.task == "classification" else None
@@ -249,7 +247,7 @@ class _Run:
         training = {**recipe.training.model_dump(), **adjustments.overrides}
         plan = plan_training(hardware, training, parameters, recipe.task, self.method, model.config)
         if recipe.task == "preference" and training["precision"] == "auto" and plan.device == "cpu":
-            plan.precision = "fp32"  # bf16's numerics check measures SFT batches, not preference pairs
+            stay_fp32(plan)
         self.metrics.update(  # auto's bf16 on a CPU: confirmed against fp32 on the first batches, or dropped
             confirm_auto_bf16(
                 plan,
