@@ -75,6 +75,10 @@ class Preset:
     # 10 steps of batch 2 x 128 on one torch thread keep a run near 40 s on 2 busy cores, so 5 repetitions of 4 runs
     # take ~13 minutes.
     tracking: TrainSize = TrainSize(batch_size=2, steps=10, max_seq_len=128)
+    # preference_speed: per repetition ftkit DPO, plain TRL DPO and ftkit SFT (for memory), one torch thread; a DPO
+    # step of 2 pairs runs 4 sequences plus the reference's forward, so 10 steps of 2 x 256 keep the three runs of
+    # a repetition near 3 minutes on 2 cores.
+    preference: TrainSize = TrainSize(batch_size=2, steps=10, max_seq_len=256)
 
 
 SMALL = Preset(
@@ -136,6 +140,7 @@ SMOKE = Preset(
     generation=GenerationSize(prompts=4, batch_size=2, max_new_tokens=4),
     eval_speed=EvalSpeedSize(rows=4, generate=2, batch_size=2, max_new_tokens=4),
     tracking=TrainSize(batch_size=2, steps=2, max_seq_len=64),
+    preference=TrainSize(batch_size=2, steps=2, max_seq_len=128),
 )
 
 PRESETS = {preset.name: preset for preset in (SMALL, GPU, SMOKE)}

@@ -35,6 +35,7 @@ ORDER = (
     "multiprocess_speed",
     "checkpoint_speed",
     "tracking_overhead",
+    "preference_speed",
 )
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
@@ -111,6 +112,21 @@ SUMMARY = (
         "tracking_overhead",
         ("ratio_mlflow", "ratio_tensorboard", "ratio_wandb"),
         "step time with / without tracking: mlflow (server) · tensorboard · wandb offline (target <= 1.02)",
+    ),
+    (
+        "preference_speed",
+        ("ratio",),
+        "DPO (LoRA) tokens/s, ftkit / plain TRL `DPOTrainer`, identical settings (target >= 1.00)",
+    ),
+    (
+        "preference_speed",
+        ("loss_diff",),
+        "DPO loss difference ftkit vs plain TRL, largest of the first 3 steps (target <= 1e-4)",
+    ),
+    (
+        "preference_speed",
+        ("rss_ratio",),
+        "peak RSS ftkit DPO / ftkit SFT, LoRA, same settings (target <= 1.15)",
     ),
     (
         "cli_latency",
