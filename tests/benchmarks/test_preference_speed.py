@@ -82,6 +82,7 @@ def test_rows_and_their_targets():
     assert loss.stat.values == pytest.approx([2e-5, 3e-5])
     assert loss.status == "met"  # the max, 3e-5, is what is checked
     assert rows["rss_ratio"].stat.median == pytest.approx(1.125) and rows["rss_ratio"].status == "met"
+    assert rows["rss_vs_plain"].stat.values == pytest.approx([1100 / 1150, 1150 / 1250])
     slower = runs_of(
         ftkit=[{"tokens_per_sec": 95.0, "peak_rss_mb": 1200.0, "losses": losses(0.69, 0.6002)}],
         plain=[{"tokens_per_sec": 100.0, "peak_rss_mb": 1200.0, "losses": losses(0.69, 0.6)}],
