@@ -85,6 +85,7 @@ def test_saved_adapter_reloads_to_the_recorded_scores(tmp_path, tiny_model_dir):
     from ftkit.evaluation.preference_scores import pair_logps, preference_scores
     from ftkit.inference import load_trained_model
 
+    assert not (Path(payload["output_dir"]) / "ref").exists()  # the reference is the base, not a saved copy
     trained = load_trained_model(payload["output_dir"])
     tokenizer = trained.tokenizer
     rows = []

@@ -81,6 +81,12 @@ def build_preference_trainer(
             processing_class=tokenizer,
             callbacks=callbacks,
         )
+        adapters = getattr(trainer.model, "peft_config", None)
+        if isinstance(adapters, dict) and "ref" in adapters:
+            # TRL copies an already-wrapped model's fresh adapter as a frozen "ref" adapter. A fresh adapter is the
+            # identity (LoRA's B = 0, IA3's ones), so the reference is the base: drop the copy and TRL computes the
+            # reference with the adapter switched off (no extra adapter forward, no ref/ folder in the output).
+            trainer.model.delete_adapter("ref")
     else:
         if objective == "orpo":
             from trl.experimental.orpo import ORPOConfig as Config
