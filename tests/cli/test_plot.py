@@ -10,26 +10,6 @@ from typer.testing import CliRunner
 
 from ftkit.plot.sparkline import ASCII, BLOCKS, sparkline
 from ftkit.registry.store import RunRegistry
-from tests.registry.conftest import make_record
-
-TRAIN = [3.0, 2.5, 2.0, 1.5, 1.0, 0.5]
-
-
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    """Two runs with train and eval loss curves; returns (registry root, ids)."""
-    registry = RunRegistry.open(tmp_path / "registry")
-    monkeypatch.setenv("FTKIT_REGISTRY", str(registry.root))
-    monkeypatch.setenv("COLUMNS", "200")
-    ids = []
-    with registry:
-        for shift in (0.0, 1.0):
-            history = [{"step": 10 * (i + 1), "loss": v + shift} for i, v in enumerate(TRAIN)]
-            history += [{"step": 30, "eval_loss": 2.2 + shift}, {"step": 60, "eval_loss": 1.1 + shift}]
-            record = make_record(registry, history=history)
-            registry.commit_run(record)
-            ids.append(record.run_id)
-    return registry.root, ids
 
 
 def invoke(*args: str):
@@ -55,8 +35,8 @@ def test_sparkline_downsamples_to_width():
     assert "!" in sparkline([1.0] * 50 + [math.nan] + [0.5] * 49, width=10)
 
 
-def test_show_prints_loss_sparklines(runs):
-    _, ids = runs
+def test_show_prints_loss_sparklines(plot_runs):
+    _, ids = plot_runs
     result = invoke("show", ids[0])
     assert result.exit_code == 0, result.output
     lines = {
@@ -73,12 +53,12 @@ def _scale(values, low, high, pix_low, pix_high):
     return [pix_low + (v - low) / (high - low) * (pix_high - pix_low) for v in values]
 
 
-def test_plot_html_polylines_map_history(runs, tmp_path):
+def test_plot_html_polylines_map_history(plot_runs, tmp_path):
     import xml.etree.ElementTree as ET
 
     from ftkit.plot import svg
 
-    root, ids = runs
+    root, ids = plot_runs
     target = tmp_path / "out" / "curves.html"
     result = invoke("plot", *ids, "-o", str(target))
     assert result.exit_code == 0, result.output
@@ -121,15 +101,15 @@ def test_plot_html_polylines_map_history(runs, tmp_path):
         (["-o", "x.jpg"], ".html"),
     ],
 )
-def test_plot_bad_input_exits_2(runs, tmp_path, args, needle):
-    _, ids = runs
+def test_plot_bad_input_exits_2(plot_runs, tmp_path, args, needle):
+    _, ids = plot_runs
     result = invoke("plot", ids[0], *(args if "-o" in args else [*args, "-o", str(tmp_path / "c.html")]))
     assert result.exit_code == 2
     assert needle in result.output
     assert not (tmp_path / "c.html").exists()
 
 
-def test_plot_unknown_run_exits_2(runs, tmp_path):
+def test_plot_unknown_run_exits_2(plot_runs, tmp_path):
     result = invoke("plot", "no-such-run", "-o", str(tmp_path / "c.html"))
     assert result.exit_code == 2 and "no-such-run" in result.output
     assert not (tmp_path / "c.html").exists()

@@ -8,13 +8,12 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from ftkit.registry.store import RunRegistry
+from tests.cli.conftest import TRAIN
+from tests.cli.test_plot import invoke
 from tests.cli.test_startup import imported_modules
-from tests.registry.conftest import make_record
 
-TRAIN = [3.0, 2.5, 2.0, 1.5, 1.0, 0.5]  # steps 10..60; eval: 2.2 at 30, 1.1 at 60; run 2 is shifted up by 1.0
+# The `plot_runs` fixture (tests/cli/conftest.py): TRAIN at steps 10..60; eval 2.2 at 30, 1.1 at 60; run 2 shifted up 1.0
 # Documented in ftkit.plot.png: 1000x600 px, plot area from 8 % to 72 % of the width and 10 % to 92 % of the
 # height (bottom-up), values padded by 5 % of their range; colours are the SVG chart's, in series order.
 SIZE = (1000, 600)
@@ -28,30 +27,6 @@ COLOURS = {  # series order: run 1 train, run 1 eval, run 2 train, run 2 eval
     ("run2", "train"): (0x2C, 0xA0, 0x2C),
     ("run2", "eval"): (0xFF, 0x7F, 0x0E),
 }
-
-
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    """Two runs with train and eval loss curves (the second shifted up by 1.0); returns (registry root, ids)."""
-    registry = RunRegistry.open(tmp_path / "registry")
-    monkeypatch.setenv("FTKIT_REGISTRY", str(registry.root))
-    monkeypatch.setenv("COLUMNS", "200")
-    ids = []
-    with registry:
-        for shift in (0.0, 1.0):
-            history = [{"step": 10 * (i + 1), "loss": v + shift} for i, v in enumerate(TRAIN)]
-            history += [{"step": 30, "eval_loss": 2.2 + shift}, {"step": 60, "eval_loss": 1.1 + shift}]
-            record = make_record(registry, history=history)
-            registry.commit_run(record)
-            ids.append(record.run_id)
-    return registry.root, ids
-
-
-def invoke(*args: str):
-    """Run the real CLI app in-process."""
-    from ftkit.cli.app import app
-
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def read_png(path) -> np.ndarray:
@@ -82,8 +57,8 @@ def curve_value(kind: str, step: float, shift: float) -> float:
     return np.interp(step, [30, 60], [2.2, 1.1]) + shift
 
 
-def test_plot_png_curves_follow_the_history(runs, tmp_path):
-    _, ids = runs
+def test_plot_png_curves_follow_the_history(plot_runs, tmp_path):
+    _, ids = plot_runs
     folder = tmp_path / "out"
     target = folder / "curves.png"
     result = invoke("plot", *ids, "-o", str(target))
@@ -138,8 +113,8 @@ def test_plot_png_curves_follow_the_history(runs, tmp_path):
         (["-o", "{dir}/curves.png", "--metric", "loss"], ["train.NAME or eval.NAME"]),
     ],
 )
-def test_plot_png_bad_input_exits_2_and_writes_nothing(runs, tmp_path, args, needles):
-    _, ids = runs
+def test_plot_png_bad_input_exits_2_and_writes_nothing(plot_runs, tmp_path, args, needles):
+    _, ids = plot_runs
     folder = tmp_path / "out"
     folder.mkdir()
     result = invoke("plot", ids[0], *(a.format(dir=folder) for a in args))
@@ -150,8 +125,8 @@ def test_plot_png_bad_input_exits_2_and_writes_nothing(runs, tmp_path, args, nee
     assert list(folder.iterdir()) == []
 
 
-def test_plot_png_without_matplotlib_exits_2_with_the_extra(runs, tmp_path, monkeypatch):
-    _, ids = runs
+def test_plot_png_without_matplotlib_exits_2_with_the_extra(plot_runs, tmp_path, monkeypatch):
+    _, ids = plot_runs
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
     target = tmp_path / "curves.png"
     result = invoke("plot", ids[0], "-o", str(target))

@@ -38,16 +38,7 @@ def train_preference(
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         run.event("note", "reference model: a frozen copy of the loaded model (full/freeze DPO)")
     set_seed(recipe.training.seed)
-    model = method.prepare(model, run.loaded.method_options, "causal-lm")
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    run.metrics.update(
-        {
-            "train.trainable_params": trainable,
-            "train.total_params": total,
-            "train.trainable_fraction": trainable / total if total else 0.0,
-        }
-    )
+    model, trainable, total = run.prepare_method(model, "causal-lm")
     progress = trainer_callback(ProgressTracker, run.reporter)
     progress.on_row = run.progress_row
     stopper = trainer_callback(GracefulStop, run.reporter)

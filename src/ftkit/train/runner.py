@@ -315,16 +315,7 @@ class _Run:
             result.samples = answers.add_side([], samples, "base")
 
         set_seed(recipe.training.seed)
-        model = self.method.prepare(model, self.loaded.method_options, recipe.task)
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
-        self.metrics.update(
-            {
-                "train.trainable_params": trainable,
-                "train.total_params": total,
-                "train.trainable_fraction": trainable / total if total else 0.0,
-            }
-        )
+        model, trainable, total = self.prepare_method(model, recipe.task)
         self.event(
             "phase",
             f"training {self.method.name}: {trainable:,} of {total:,} parameters "
@@ -367,6 +358,21 @@ class _Run:
         extras.prompts.answer(model, "tuned")
         result.status = "succeeded"
         self.write_metrics()
+
+    def prepare_method(self, model: Any, task: str) -> tuple[Any, int, int]:
+        """The method's trainable model (`Method.prepare`), with its trainable and total parameter counts recorded
+        as train.* metrics; returns (model, trainable, total)."""
+        model = self.method.prepare(model, self.loaded.method_options, task)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        self.metrics.update(
+            {
+                "train.trainable_params": trainable,
+                "train.total_params": total,
+                "train.trainable_fraction": trainable / total if total else 0.0,
+            }
+        )
+        return model, trainable, total
 
     def train_with(
         self, trainer: Any, progress: Any, stopper: Any, result: RunResult, resolved: dict, excluded: Callable
