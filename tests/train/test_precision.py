@@ -133,6 +133,15 @@ def test_check_measures_the_first_batch_in_fp32_and_bf16(mid_model_dir):
     )
 
 
+def test_nothing_to_check_bf16_on_keeps_fp32_with_a_note():
+    """A preference run hands no SFT batches to the check: auto's bf16 is never used unchecked."""
+    plan = _plan(True, 135_000_000)
+    assert plan.precision == "bf16"  # what auto would pick on this CPU
+    assert confirm_auto_bf16(plan, "auto", None, [], 0, 8, adapter=True) == {}
+    assert plan.precision == "fp32"
+    assert any("this run has none" in note for note in plan.notes)
+
+
 def test_a_failing_check_falls_back_to_fp32_with_a_note(mid_model_dir):
     from transformers import AutoModelForCausalLM
 

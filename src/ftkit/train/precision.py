@@ -152,7 +152,14 @@ def confirm_auto_bf16(
     success an adapter method's frozen base is stored in bf16, as with `training.precision: bf16`, so that the
     resolved recipe (which says bf16) reloads and re-runs the very same model.
     """
-    if requested != "auto" or plan.device != "cpu" or plan.precision != "bf16" or not rows:
+    if requested != "auto" or plan.device != "cpu" or plan.precision != "bf16":
+        return {}
+    if not rows:  # bf16 is only used once checked: nothing to check it on (preference pairs) keeps fp32
+        plan.precision = "fp32"
+        plan.notes.append(
+            "precision: fp32 (auto's bf16 is confirmed on SFT batches, and this run has none; set precision: bf16 "
+            "to train in bf16)"
+        )
         return {}
     if getattr(model, "hf_quantizer", None) is not None:  # a 4-bit base computes in its own compute_dtype
         plan.precision = "fp32"
@@ -195,15 +202,3 @@ def _frozen_base_to_bf16(model: Any) -> None:
     for parameter in model.parameters():
         if parameter.is_floating_point() and parameter.dtype != torch.bfloat16:
             parameter.data = parameter.data.to(torch.bfloat16)
-
-
-def stay_fp32(plan: Any) -> None:
-    """`precision: auto` of a preference run on a CPU: fp32, since the bf16 numerics check measures SFT batches,
-    not preference pairs. Replaces the plan's precision note when it had chosen bf16."""
-    if plan.precision == "bf16":
-        plan.precision = "fp32"
-        plan.notes = [note for note in plan.notes if not note.startswith("precision:")]
-        plan.notes.append(
-            "precision: fp32 (auto's bf16 is confirmed on SFT batches only; set precision: bf16 to train "
-            "preference pairs in bf16)"
-        )

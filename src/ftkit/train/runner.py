@@ -33,7 +33,7 @@ from ftkit.train.distributed import agree
 from ftkit.train.event_log import EventLog
 from ftkit.train.hardware import detect_hardware, plan_training
 from ftkit.train.output_dir import check_output_writable
-from ftkit.train.precision import confirm_auto_bf16, stay_fp32
+from ftkit.train.precision import confirm_auto_bf16
 from ftkit.train.quiet import quiet_libraries
 from ftkit.train.resume import ForkFrom, ResumeFrom, prepare_checkpoints
 from ftkit.train.run_evaluation import RunEvaluation
@@ -246,14 +246,12 @@ class _Run:
         adjustments = self.method.adjust_training(self.loaded.method_options, recipe.training.model_dump())
         training = {**recipe.training.model_dump(), **adjustments.overrides}
         plan = plan_training(hardware, training, parameters, recipe.task, self.method, model.config)
-        if recipe.task == "preference" and training["precision"] == "auto" and plan.device == "cpu":
-            stay_fp32(plan)
         self.metrics.update(  # auto's bf16 on a CPU: confirmed against fp32 on the first batches, or dropped
             confirm_auto_bf16(
                 plan,
                 training["precision"],
                 model,
-                [] if recipe.task == "preference" else train_rows,
+                [] if recipe.task == "preference" else train_rows,  # pairs are not SFT batches: stays fp32
                 tokenizer.pad_token_id,
                 training["batch_size"] if isinstance(training["batch_size"], int) else 8,
                 self.method.is_adapter,
