@@ -126,9 +126,10 @@ def start_mlflow_server(folder: Path) -> tuple[subprocess.Popen, str]:
 
 
 def stop_server(server: subprocess.Popen) -> None:
+    """Stop a server started by start_mlflow_server: SIGTERM to its group, then SIGKILL for what outlives it."""
     with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
         os.killpg(server.pid, 15)
-        server.wait(30)
+        server.wait(5)
     with contextlib.suppress(ProcessLookupError):  # the server's job consumers outlive a SIGTERM to the group
         os.killpg(server.pid, 9)
 

@@ -5,11 +5,6 @@ what the registry recorded (the independent reference: the run's history and met
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,64 +14,6 @@ from ftkit.cli.app import app
 from ftkit.registry.store import RunRegistry
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
-SERVER_START_S = 120  # a guard against a server that never comes up, not a speed assertion
-SERVERS: dict[
-    str, subprocess.Popen
-] = {}  # the mlflow_server fixture's processes by URI (a test may kill one)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def mlflow_server(tmp_path):
-    """A real `mlflow server` with a SQLite backend store on a free 127.0.0.1 port; yields its URI."""
-    port = _free_port()
-    folder = tmp_path / "mlflow-server"
-    folder.mkdir()
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination", str(folder / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    log = (folder / "server.log").open("w")
-    server = subprocess.Popen(
-        command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_S
-    import urllib.request
-
-    while True:
-        try:
-            with urllib.request.urlopen(uri + "/health", timeout=2) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise AssertionError(
-                "mlflow server did not start: " + (folder / "server.log").read_text()[-2000:]
-            )
-        time.sleep(0.5)
-    SERVERS[uri] = server
-    yield uri
-    SERVERS.pop(uri, None)
-    if server.poll() is None:
-        os.killpg(server.pid, 15)
-    try:
-        server.wait(5)
-    except (
-        subprocess.TimeoutExpired
-    ):  # its job consumers can outlive a SIGTERM (benchmarks/tracking_overhead.py)
-        os.killpg(server.pid, 9)
-        server.wait(30)
-    log.close()
 
 
 def _run(recipe: Path, registry: Path, *extra: str):

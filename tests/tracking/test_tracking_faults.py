@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+from benchmarks.tracking_overhead import free_port
 from typer.testing import CliRunner
 
 from ftkit.cli.app import app
 from ftkit.registry.store import RunRegistry
-from tests.tracking.test_trackers import SERVERS, _free_port, mlflow_server  # noqa: F401 - the server fixture
+from tests.tracking.conftest import SERVERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 WAIT_S = 300  # a guard against a hung child, never a speed assertion
@@ -43,7 +44,7 @@ def _add(recipe_file: Path, text: str) -> int:
 
 
 def test_unreachable_server_warns_once_at_its_recipe_line_and_the_run_is_recorded(tmp_path, recipe_file):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     line = _add(recipe_file, f"tracking:\n  mlflow: {{tracking_uri: 'http://127.0.0.1:{port}'}}\n")
     result = _invoke("run", str(recipe_file), "--registry", str(tmp_path / "reg"))
     assert result.exit_code == 0, result.output
@@ -102,7 +103,7 @@ def test_missing_tracker_package_is_a_warning_with_the_install_hint(tmp_path, re
     assert _latest(tmp_path / "reg")["run"]["status"] == "succeeded"
 
 
-def test_server_killed_while_the_run_trains(tmp_path, recipe_file, mlflow_server):  # noqa: F811
+def test_server_killed_while_the_run_trains(tmp_path, recipe_file, mlflow_server):
     from mlflow import MlflowClient
 
     _add(recipe_file, f"tracking:\n  mlflow: {{tracking_uri: '{mlflow_server}', experiment: dying}}\n")
