@@ -59,58 +59,40 @@ def build_preference_trainer(
     train, evaluation = Dataset.from_list(train_rows), Dataset.from_list(eval_rows) if eval_rows else None
     truncation = Truncation()
     objective = settings["objective"]
+    options: dict[str, Any] = {"beta": float(settings["beta"]), "max_length": int(training["max_seq_len"])}
+    references: dict[str, Any] = {}
     if objective == "dpo":
-        from trl import DPOConfig
+        from trl import DPOConfig as Config
 
-        config = DPOConfig(
-            **common,
-            beta=float(settings["beta"]),
-            loss_type=[settings["loss_type"]],
-            max_length=int(training["max_seq_len"]),
-            precompute_ref_log_probs=settings["reference"] == "precompute",
-            padding_free=False,
-            dataset_num_proc=None,
-        )
-        trainer_class = _counting_dpo_trainer(settings.get("max_prompt_len"), truncation)
-        trainer = trainer_class(
-            model=model,
-            ref_model=ref_model,
-            args=config,
-            train_dataset=train,
-            eval_dataset=evaluation,
-            processing_class=tokenizer,
-            callbacks=callbacks,
-        )
-        adapters = getattr(trainer.model, "peft_config", None)
-        if isinstance(adapters, dict) and "ref" in adapters:
-            # TRL copies an already-wrapped model's fresh adapter as a frozen "ref" adapter. A fresh adapter is the
-            # identity (LoRA's B = 0, IA3's ones), so the reference is the base: drop the copy and TRL computes the
-            # reference with the adapter switched off (no extra adapter forward, no ref/ folder in the output).
-            trainer.model.delete_adapter("ref")
-    else:
-        if objective == "orpo":
-            from trl.experimental.orpo import ORPOConfig as Config
-            from trl.experimental.orpo import ORPOTrainer as Trainer
+        Trainer = _counting_dpo_trainer(settings.get("max_prompt_len"), truncation)  # noqa: N806 - a class
+        options |= {"loss_type": [settings["loss_type"]], "padding_free": False,
+                    "precompute_ref_log_probs": settings["reference"] == "precompute"}  # fmt: skip
+        references = {"ref_model": ref_model}
+    elif objective == "orpo":
+        from trl.experimental.orpo import ORPOConfig as Config
+        from trl.experimental.orpo import ORPOTrainer as Trainer
+    else:  # simpo: CPO's trainer with the SimPO loss and no SFT term
+        from trl.experimental.cpo import CPOConfig as Config
+        from trl.experimental.cpo import CPOTrainer as Trainer
 
-            extra: dict[str, Any] = {}
-        else:  # simpo: CPO's trainer with the SimPO loss and no SFT term
-            from trl.experimental.cpo import CPOConfig as Config
-            from trl.experimental.cpo import CPOTrainer as Trainer
-
-            extra = {"loss_type": "simpo", "cpo_alpha": 0.0, "simpo_gamma": float(settings["simpo_gamma"])}
-        config = Config(
-            **common, beta=float(settings["beta"]), max_length=int(training["max_seq_len"]), dataset_num_proc=None,
-            **extra,
-        )  # fmt: skip
-        trainer = Trainer(
-            model=model,
-            args=config,
-            train_dataset=train,
-            eval_dataset=evaluation,
-            processing_class=tokenizer,
-            callbacks=callbacks,
-        )
+        options |= {"loss_type": "simpo", "cpo_alpha": 0.0, "simpo_gamma": float(settings["simpo_gamma"])}
+    trainer = Trainer(
+        model=model,
+        args=Config(**common, **options, dataset_num_proc=None),
+        train_dataset=train,
+        eval_dataset=evaluation,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        **references,
+    )
+    if objective != "dpo":  # their own tokenization: only the pairs given are counted
         truncation.rows = {"train": len(train_rows), **({"eval": len(eval_rows)} if eval_rows else {})}
+    adapters = getattr(trainer.model, "peft_config", None)
+    if objective == "dpo" and isinstance(adapters, dict) and "ref" in adapters:
+        # TRL copies an already-wrapped model's fresh adapter as a frozen "ref" adapter. A fresh adapter is the
+        # identity (LoRA's B = 0, IA3's ones), so the reference is the base: drop the copy and TRL computes the
+        # reference with the adapter switched off (no extra adapter forward, no ref/ folder in the output).
+        trainer.model.delete_adapter("ref")
     quiet_trainer(trainer)
     return trainer, truncation
 
