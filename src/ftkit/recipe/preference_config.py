@@ -14,6 +14,7 @@ rejected) pairs and its settings, checked against what the installed TRL offers.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from typing import Any, Literal
 
@@ -64,6 +65,8 @@ def dpo_loss_types() -> tuple[str, ...]:
 
 def objective_available(objective: str) -> str | None:
     """None when the installed TRL trains `objective`, else why not."""
+    if objective in REFERENCE_FREE:  # README says these are TRL's experimental trainers: no warning per import
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     try:
         if objective == "orpo":
             from trl.experimental.orpo import ORPOTrainer  # noqa: F401
