@@ -65,7 +65,8 @@ def dpo_loss_types() -> tuple[str, ...]:
 
 def objective_available(objective: str) -> str | None:
     """None when the installed TRL trains `objective`, else why not."""
-    if objective in REFERENCE_FREE:  # README says these are TRL's experimental trainers: no warning per import
+    # README names these as TRL's experimental trainers: no warning at each import
+    if objective in REFERENCE_FREE:
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     try:
         if objective == "orpo":
