@@ -188,3 +188,11 @@ def test_stated_rules_list_the_rank_for_the_lora_family_only():
         "training.learning_rate",
         "training.max_seq_len",
     }
+
+
+def test_preference_rates_reproduce_the_alignment_handbooks_zephyr_dpo_rates():
+    # zephyr-7b-beta DPO: 5e-6 with QLoRA, 5e-7 full (the handbook's recipes), from the 7B SFT rates
+    assert rules.learning_rate("qlora", 7 * rules.BILLION, "preference").value == pytest.approx(5e-6)
+    assert rules.learning_rate("full", 7 * rules.BILLION, "preference").value == pytest.approx(5e-7)
+    small = rules.learning_rate("lora", 135_000_000, "preference")
+    assert small.value == pytest.approx(1e-3 / 40) and "1/40" in small.rule

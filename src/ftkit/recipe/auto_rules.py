@@ -108,6 +108,16 @@ FIXED_RATE_RULE = {
 }
 
 
+# Preference tuning moves a model that already answers well, so it trains at a far lower rate than SFT: the
+# alignment handbook's Zephyr recipes use 40× less for DPO than for the SFT before it (QLoRA 2e-4 → 5e-6; full
+# 2e-5 → 5e-7). The same divisor applies to the SFT rate ftkit's rule gives for the method and model size.
+PREFERENCE_LR_DIVISOR = 40
+PREFERENCE_LR_RULE = (
+    f"preference: the method's causal-lm rate / {PREFERENCE_LR_DIVISOR} (the alignment handbook's Zephyr DPO "
+    "recipes train at 1/40 of their SFT rate: QLoRA 2e-4 → 5e-6, full 2e-5 → 5e-7)"
+)
+
+
 def _family(method: str) -> str | None:
     if method in LORA_FAMILY:
         return "lora"
@@ -118,7 +128,16 @@ def _family(method: str) -> str | None:
 
 def learning_rate(method: str, model_params: int | None, task: str, method_default: float = 2e-4) -> Choice:
     """Peak learning rate by method family, model size and task; other methods keep their own published rate
-    (`method_default`, the method's `default_learning_rate`)."""
+    (`method_default`, the method's `default_learning_rate`). A preference run takes the causal-lm rate divided
+    by PREFERENCE_LR_DIVISOR."""
+    if task == "preference":
+        sft = learning_rate(method, model_params, "causal-lm", method_default)
+        rate = float(f"{sft.value / PREFERENCE_LR_DIVISOR:.3g}")
+        return Choice(
+            rate,
+            PREFERENCE_LR_RULE,
+            f"{sft.evidence}: causal-lm rate {sft.value:g} / {PREFERENCE_LR_DIVISOR}",
+        )
     family = _family(method)
     key = (family, task if task == "classification" else "causal-lm")
     if family is None or key not in LR_TABLE:
@@ -336,7 +355,7 @@ def stated_rules(method: str) -> dict[str, str]:
         rates = FIXED_RATE_RULE.get(method, f"{method}: the method's own default rate at every size")
     rules = {
         "training.epochs": f"causal-lm: {EPOCHS_RULE['causal-lm']}; classification: {EPOCHS_RULE['classification']}",
-        "training.learning_rate": rates,
+        "training.learning_rate": f"{rates}; {PREFERENCE_LR_RULE}",
         "training.batch_size / grad_accum": BATCH_RULE,
         "training.max_seq_len": SEQ_RULE,
         "training.time_budget": BUDGET_RULE,

@@ -46,11 +46,17 @@ def model_context(model: str, base_dir: Any, tokenizer: Any) -> int | None:
 
 
 def token_lengths(examples: list[Any], tokenizer: Any, task: str, train_on: str, limit: int) -> list[int]:
-    """Each training row's full token length (as training renders it), counted up to `limit` tokens of text."""
+    """Each training row's full token length (as training renders it), counted up to `limit` tokens of text; for
+    a preference pair, the prompt and its longer answer (the longer of the two sequences TRL trains on)."""
+    from ftkit.data.token_stats import pair_lengths
+
     lengths = []
     for example in examples:
         data = example.data
-        if task == "classification":
+        if task == "preference":
+            prompt, chosen, rejected = pair_lengths(data, tokenizer, limit)
+            lengths.append(prompt + max(chosen, rejected))
+        elif task == "classification":
             ids = tokenizer(data["text"][: char_limit(limit)], add_special_tokens=True)["input_ids"]
             lengths.append(len(ids))
         else:

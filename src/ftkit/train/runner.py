@@ -21,6 +21,7 @@ from ftkit.evaluation import answers
 from ftkit.evaluation.evaluate import evaluate_model
 from ftkit.methods.base import Method
 from ftkit.methods.catalog import get_method
+from ftkit.recipe import auto_rules
 from ftkit.recipe.auto_rules import Choice
 from ftkit.recipe.load import LoadedRecipe
 from ftkit.recipe.resolve import config_hash, data_only_choices, resolve_recipe
@@ -263,6 +264,10 @@ class _Run:
             options = self.loaded.method_options.model_dump(mode="json")
             chosen = data_only_choices(recipe, options, self.method, len(data.train))
             chosen.pop("training.max_seq_len", None)
+            if "training.learning_rate" in chosen:  # the rule by the loaded model's size
+                chosen["training.learning_rate"] = auto_rules.learning_rate(
+                    self.method.name, parameters, recipe.task, self.method.default_learning_rate
+                )
         else:
             chosen = auto_values.choose_training(
                 self.loaded,
