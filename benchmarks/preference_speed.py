@@ -1,14 +1,16 @@
 """Preference tuning (issue 16): `ftkit run` of a `task: preference` recipe (DPO, sigmoid loss, beta 0.1, LoRA r16
 all-linear) vs the plain TRL script benchmarks/plain_dpo.py (`DPOTrainer` + `DPOConfig` + peft `LoraConfig`) at
 identical settings, alternated A B, B A, ...; and, in the same repetition, `ftkit run` of SFT at the same settings
-on the chosen answers, for memory.
+on the chosen answers, and of SFT on the chosen and the rejected answers at twice the batch (the very sequences a DPO
+step forwards), for memory.
 
 Data: PandaLM preference pairs (../shared/data/pandalm-preference/pairs_majority.jsonl). The harness keeps the pairs
 whose prompt, chosen and rejected are non-empty strings with chosen != rejected (the file's 7 rows with a bool or
 empty `chosen` fail ftkit's data check; its 51 empty `rejected` are left out too), shuffles them once (seed 0) and
 writes eval rows then train rows, prompt/chosen/rejected only; both sides read that file. The ftkit recipe keeps
 `data.skip_invalid_rows: true`; a run that still skips a row is an error, since the sides would then see
-different batches. The SFT side trains on the same pairs as prompt/completion rows (completion = chosen).
+different batches. The SFT side trains on the same pairs as prompt/completion rows (completion = chosen); the
+SFT-pairs side on two completion rows per pair (chosen, rejected) at batch 2 × batch, 2 × pairs rows.
 
 Identical on both DPO sides: model folder (fp32), rows and order (same file, seed and data seed), batch, steps,
 max length, learning rate (linear schedule, no warm-up, no weight decay, clipping at 1.0), LoRA dropout (and TRL's
@@ -16,8 +18,10 @@ default `disable_dropout` on both), fp32, gradient checkpointing off (stated in 
 recipe is checked), one torch thread (OMP_NUM_THREADS=1; on 2 shared cores, two OpenMP threads make step times
 swing far more than the ratio measured). Reported: non-pad tokens/s over the train loop and the ratio ftkit / plain
 of each repetition (median, min, max; target >= 1.00); |loss difference| on the first 3 logged steps (the largest
-of each repetition, max over repetitions; target <= 1e-4); peak RSS of ftkit DPO / ftkit SFT (target <= 1.15: no
-second full model loaded for the reference) and / plain TRL DPO (what DPO itself costs shows on both sides).
+of each repetition, max over repetitions; target <= 1e-4); peak RSS of ftkit DPO / ftkit SFT at the same batch
+(target <= 1.15: no second full model loaded for the reference), / ftkit SFT-pairs (the same target where both
+forward the same sequences: a DPO step holds chosen and rejected, twice the sequences of an SFT step at the same
+batch) and / plain TRL DPO (what DPO itself costs shows on both sides).
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ def result_rows(runs: dict[str, list[dict[str, Any]]], command: str, what: str) 
     ratio, loss = paired(runs, "tokens_per_sec", "ftkit", "plain"), loss_stat(runs)
     rss = paired(runs, "peak_rss_mb", "ftkit", "sft")
     rss_plain = paired(runs, "peak_rss_mb", "ftkit", "plain")
+    rss_pairs = paired(runs, "peak_rss_mb", "ftkit", "sft_pairs") if runs.get("sft_pairs") else None
     steady = paired(runs, "steady_tokens_per_sec", "ftkit", "plain")
 
     def of(side: str, key: str) -> Stat:
@@ -115,7 +120,13 @@ def result_rows(runs: dict[str, list[dict[str, Any]]], command: str, what: str) 
             status=check_target(rss.median, maximum=RSS_TARGET), key="rss_ratio"),
         Row(NAME, "peak RSS ftkit DPO / plain TRL DPO (what DPO itself costs is on both sides)", "x", rss_plain,
             command, key="rss_vs_plain"),
-    ]  # fmt: skip
+    ] + ([
+        Row(NAME, "peak RSS, ftkit SFT on chosen and rejected at twice the batch (the sequences of a DPO step)", "MB",
+            of("sft_pairs", "peak_rss_mb"), command, key="rss_sft_pairs"),
+        Row(NAME, "peak RSS ftkit DPO / ftkit SFT on the same sequences per step (no second full model)", "x",
+            rss_pairs, command, target="<= 1.15", status=check_target(rss_pairs.median, maximum=RSS_TARGET),
+            key="rss_ratio_same_sequences"),
+    ] if rss_pairs is not None else [])  # fmt: skip
 
 
 # -- data and recipes -------------------------------------------------------------------------------------
@@ -149,15 +160,25 @@ def preference_data(
         files[f"sft_{name}"].write_text(
             "".join(json.dumps({"prompt": p["prompt"], "completion": p["chosen"]}) + "\n" for p in part)
         )
+        files[f"sft_pairs_{name}"] = folder / f"sft_pairs_{name}.jsonl"
+        files[f"sft_pairs_{name}"].write_text(
+            "".join(
+                json.dumps({"prompt": p["prompt"], "completion": p[answer]}) + "\n"
+                for p in part
+                for answer in ("chosen", "rejected")
+            )
+        )
     return files
 
 
-def recipe(ctx: Context, files: dict[str, Path], task: str) -> Path:
-    """The ftkit recipe of one side: `preference` (DPO) or `causal-lm` (SFT on the chosen answers)."""
+def recipe(ctx: Context, files: dict[str, Path], task: str, pairs: bool = False) -> Path:
+    """The ftkit recipe of one side: `preference` (DPO) or `causal-lm` (SFT on the chosen answers; with `pairs`,
+    on the chosen and the rejected answers at twice the batch)."""
     size = ctx.preset.preference
     sft = task == "causal-lm"
-    data: dict[str, Any] = {"train": str(files["sft_train" if sft else "train"]),
-                            "eval": str(files["sft_eval" if sft else "eval"]),
+    prefix = ("sft_pairs_" if pairs else "sft_") if sft else ""
+    data: dict[str, Any] = {"train": str(files[f"{prefix}train"]),
+                            "eval": str(files[f"{prefix}eval"]),
                             "format": "completion" if sft else "preference", "skip_invalid_rows": True}  # fmt: skip
     training = {"epochs": 1, "max_steps": size.steps, "learning_rate": LEARNING_RATE, "batch_size": size.batch_size,
                 "grad_accum": 1, "max_seq_len": size.max_seq_len, "seed": SEED, "warmup_steps": 0,
@@ -165,8 +186,11 @@ def recipe(ctx: Context, files: dict[str, Path], task: str) -> Path:
                 "gradient_checkpointing": False, "logging_steps": 1}  # fmt: skip
     if sft:
         training["padding_free"] = False  # padded batches, as DPO's
+    if pairs:
+        training["batch_size"] = 2 * size.batch_size
+    side = ("sft-pairs" if pairs else "sft") if sft else "dpo"
     body: dict[str, Any] = {
-        "name": f"bench-{'sft' if sft else 'dpo'}",
+        "name": f"bench-{side}",
         "model": str(ctx.model_dir),
         "task": task,
         "data": data,
@@ -188,7 +212,7 @@ def recipe(ctx: Context, files: dict[str, Path], task: str) -> Path:
     }
     if not sft:
         body["preference"] = {"objective": "dpo", "beta": BETA, "loss_type": LOSS_TYPE, "reference": "auto"}
-    path = ctx.workdir / "recipes" / f"{NAME}-{'sft' if sft else 'dpo'}.yaml"
+    path = ctx.workdir / "recipes" / f"{NAME}-{side}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"# written by benchmarks/{NAME}.py\n{yaml.safe_dump(body, sort_keys=False)}")
     return path
@@ -307,11 +331,12 @@ def checks(runs: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[str]]
 def run(ctx: Context) -> BenchResult:
     size, reps = ctx.preset.preference, ctx.preset.reps
     files = preference_data(size.batch_size * size.steps, EVAL_ROWS, ctx.workdir)
-    recipes = {"ftkit": recipe(ctx, files, "preference"), "sft": recipe(ctx, files, "causal-lm")}
-    runs: dict[str, list[dict[str, Any]]] = {"ftkit": [], "plain": [], "sft": []}
+    recipes = {"ftkit": recipe(ctx, files, "preference"), "sft": recipe(ctx, files, "causal-lm"),
+               "sft_pairs": recipe(ctx, files, "causal-lm", pairs=True)}  # fmt: skip
+    runs: dict[str, list[dict[str, Any]]] = {"ftkit": [], "plain": [], "sft": [], "sft_pairs": []}
     for rep in range(reps):
-        # A B, then B A (a steady drift in load falls on both sides alike); SFT after, for memory only
-        for side in (*(SIDES if rep % 2 == 0 else SIDES[::-1]), "sft"):
+        # A B, then B A (a steady drift in load falls on both sides alike); the SFT sides after, for memory only
+        for side in (*(SIDES if rep % 2 == 0 else SIDES[::-1]), "sft", "sft_pairs"):
             tag = f"{side}-{rep}"
             if side == "plain":
                 outcome = run_plain_side(ctx, files, tag)
@@ -329,7 +354,7 @@ def run(ctx: Context) -> BenchResult:
         "settings": {"batch_size": size.batch_size, "steps": size.steps, "max_seq_len": size.max_seq_len,
                      "learning_rate": LEARNING_RATE, "seed": SEED, "beta": BETA, "loss_type": LOSS_TYPE,
                      "lora_dropout": LORA_DROPOUT, "precision": "fp32", "gradient_checkpointing": False,
-                     "torch_threads": 1, "reps": reps, "order": "ftkit plain sft, then plain ftkit sft",
+                     "torch_threads": 1, "reps": reps, "order": "ftkit plain sft sft_pairs, then plain ftkit sft sft_pairs",
                      "data": f"{PAIRS_FILE} (valid pairs, shuffled with seed 0)"},
         "recipes": {side: path.read_text() for side, path in recipes.items()},
         "runs": runs,

@@ -129,6 +129,12 @@ SUMMARY = (
         "peak RSS ftkit DPO / ftkit SFT, LoRA, same settings (target <= 1.15)",
     ),
     (
+        "preference_speed",
+        ("rss_ratio_same_sequences",),
+        "peak RSS ftkit DPO / ftkit SFT on the same sequences per step (chosen and rejected, twice the batch), LoRA "
+        "(target <= 1.15)",
+    ),
+    (
         "cli_latency",
         ("help", "cmd_help"),
         "start-up / `trl --help`: `ftkit --help` · slowest `ftkit CMD --help`",

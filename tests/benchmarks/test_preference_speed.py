@@ -92,6 +92,21 @@ def test_rows_and_their_targets():
     assert rows["ratio"].status == "missed"  # 0.95
     assert rows["loss_diff"].stat.max == pytest.approx(2e-4) and rows["loss_diff"].status == "missed"
     assert rows["rss_ratio"].stat.median == pytest.approx(1.2) and rows["rss_ratio"].status == "missed"
+    assert "rss_ratio_same_sequences" not in rows  # no SFT-pairs side ran
+
+
+def test_the_same_sequences_memory_ratio_pairs_dpo_with_sft_on_both_answers():
+    runs = {
+        **RUNS,
+        "sft_pairs": [
+            {"tag": f"sft_pairs-{i}", "peak_rss_mb": mb} for i, mb in enumerate([1000.0, 1100.0, 900.0])
+        ],
+    }
+    rows = {row.key: row for row in result_rows(runs, "cmd", "what")}
+    same = rows["rss_ratio_same_sequences"]  # 1100/1000 and 1150/1100; ftkit's third repetition failed
+    assert same.stat.values == pytest.approx([1.1, 1150 / 1100])
+    assert same.status == "met" and same.target == "<= 1.15"
+    assert rows["rss_sft_pairs"].stat.median == pytest.approx(1000.0)
 
 
 def test_checks_refuse_skipped_rows_and_settings_other_than_stated():
@@ -125,6 +140,11 @@ def test_the_data_sample_keeps_valid_pairs_only(tmp_path):
     assert sorted(pair["prompt"] for pair in kept) == ["p0", "p4", "p5"]  # the three valid pairs, shuffled
     assert all(set(pair) == {"prompt", "chosen", "rejected"} for pair in kept)
     assert read["sft_train"] == [{"prompt": p["prompt"], "completion": p["chosen"]} for p in read["train"]]
+    assert read["sft_pairs_train"] == [
+        {"prompt": p["prompt"], "completion": p[answer]}
+        for p in read["train"]
+        for answer in ("chosen", "rejected")
+    ]
     assert (
         preference_data(2, 1, tmp_path / "again", source)["train"].read_text() == files["train"].read_text()
     )
@@ -135,7 +155,7 @@ def test_the_data_sample_keeps_valid_pairs_only(tmp_path):
 def test_registered_like_the_others():
     assert NAME in report.ORDER and NAME in NEEDS_MODEL
     quoted = {key for name, keys, _ in report.SUMMARY if name == NAME for key in keys}
-    assert quoted == {"ratio", "loss_diff", "rss_ratio"}
+    assert quoted == {"ratio", "loss_diff", "rss_ratio", "rss_ratio_same_sequences"}
     assert PRESETS["small"].reps >= 5 and PRESETS["small"].preference.steps >= 10
     assert PRESETS["smoke"].reps == 1 and PRESETS["smoke"].preference.steps == 2
 
