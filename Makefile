@@ -20,7 +20,7 @@ install: $(BIN)/python
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_CPU)"
-	$(BIN)/pip install --quiet -e ".[dev,qlora,track,plot]"
+	$(BIN)/pip install --quiet -e ".[dev,qlora,track,plot,ui]"
 
 quickstart: install
 	$(BIN)/python examples/quickstart/fetch_model.py

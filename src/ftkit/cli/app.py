@@ -98,6 +98,10 @@ COMMANDS: dict[str, CommandEntry] = {
         "Draw runs' curves (train and eval loss by default) into one chart: a self-contained HTML file with an SVG "
         "chart, or a 1000x600 PNG drawn by matplotlib.",
     ),
+    "ui": CommandEntry(
+        "ftkit.cli.ui",
+        "Serve the local web UI: one-click fine-tuning jobs, live runs, compare and a playground.",
+    ),
     "export": CommandEntry(
         "ftkit.cli.export",
         "Export a run's model (merged, or its adapter) with a model card, loadable without ftkit.",
