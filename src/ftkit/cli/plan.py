@@ -137,6 +137,8 @@ def show_plan(output: Output, plan: Any) -> None:
             f"weights {human_bytes(m.weights)} · grads {human_bytes(m.gradients)} · optimizer "
             f"{human_bytes(m.optimizer)} · activations {human_bytes(m.activations)} · runtime {human_bytes(m.runtime)}"
         )
+        if m.reference:
+            breakdown += f" · reference copy {human_bytes(m.reference)}"
         rows.append(
             [
                 c.method,
@@ -154,7 +156,16 @@ def show_plan(output: Output, plan: Any) -> None:
         ["method", "batch × accum", "estimate", "needs", "fits", "per step", "run", "estimate breakdown"],
         rows,
     )
+    if plan.preference:
+        p = plan.preference
+        output.note(
+            f"  preference: {p['objective']}"
+            + (f" ({p['loss_type']} loss, reference: {p['reference']})" if p["objective"] == "dpo" else "")
+            + ": chosen and rejected in one forward, so 2 sequences per pair (activations of 2 × the micro-batch)"
+        )
     for c in plan.candidates:
+        if c.reference:
+            output.note(f"  {c.method}: {escape(c.reference)}")
         for note in c.notes:
             output.note(f"  {c.method}: {escape(note)}")
     for key, text in plan.auto.items():

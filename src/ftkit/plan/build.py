@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ftkit.errors import FtkitError, UsageError
+from ftkit.errors import FtkitError
 from ftkit.plan.estimate import (
     DEFAULT_RUNTIME_BYTES,
     estimate_memory,
@@ -46,18 +46,25 @@ def build_plan(
     from ftkit.methods.catalog import get_method
     from ftkit.recipe.resolve import data_only_choices
     from ftkit.train.auto_values import choose_max_seq_len
-    from ftkit.train.hardware import detect_hardware, free_memory, plan_training
+    from ftkit.train.hardware import detect_hardware, free_memory
     from ftkit.train.model_loading import load_tokenizer
     from ftkit.train.quiet import quiet_libraries
     from ftkit.train.runner import load_recipe_data
 
     recipe, base = loaded.recipe, loaded.base_dir
-    if recipe.task == "preference":
-        raise UsageError(
-            f"{loaded.path}: ftkit plan estimates causal-lm and classification runs; a preference run's memory "
-            "(chosen and rejected in one batch, plus a reference copy for full/freeze DPO) is not modelled yet",
-            hint="try it with a few steps: ftkit run RECIPE --set training.max_steps=2 (the summary shows peak memory)",
+    if recipe.task == "preference":  # two sequences per pair and a reference model: plan/preference.py
+        from ftkit.plan.preference import build_preference_plan
+
+        plan = build_preference_plan(
+            loaded,
+            candidates=candidates,
+            memory_limit=memory_limit,
+            probe_steps=probe_steps,
+            progress=progress,
         )
+        if refuse:
+            refuse_unfit(plan)
+        return plan
     quiet_libraries()
     asked = recipe.method.name
     progress("reading the data")
@@ -130,20 +137,9 @@ def build_plan(
         candidate = Candidate(name)
         plan.candidates.append(candidate)
         try:
-            method = get_method(name)
-            method.check_requirements()
-            options = loaded.method_options if name == reference.name else method.parse_options({})
-            if "method.r" in auto and hasattr(options, "r"):
-                options = options.model_copy(update={"r": auto["method.r"].value})
-            method.tokenizer = tokenizer
-            adjustments = method.adjust_training(options, training)
-            settings = {**training, **adjustments.overrides}
-            decided = plan_training(hardware, settings, facts.total_params, recipe.task, method, config)
-            _load, load_notes = method.base_load_kwargs(
-                options, hardware.device, lambda: _skeleton(loaded, num_labels)
+            method, options, settings, decided, trainable = setup_candidate(
+                loaded, candidate, reference, auto, tokenizer, training, hardware, facts, config, num_labels
             )
-            candidate.notes = [*decided.notes, *adjustments.notes, *load_notes]
-            trainable = trainable_params(recipe.model, base, method, options, recipe.task, num_labels)
         except FtkitError as error:
             candidate.error = method_error(error)
             continue
@@ -224,6 +220,43 @@ def build_plan(
     return plan
 
 
+def setup_candidate(
+    loaded: Any,
+    candidate: Candidate,
+    reference: Any,
+    auto: dict[str, Any],
+    tokenizer: Any,
+    training: dict[str, Any],
+    hardware: Any,
+    facts: Any,
+    config: Any,
+    num_labels: int | None,
+) -> tuple[Any, Any, dict[str, Any], Any, int]:
+    """The candidate's method (requirements checked), options (the recipe's for its own method, else defaults;
+    an auto rank applied), training settings after the method's adjustments, the device's decisions and the
+    trainable parameter count; fills `candidate.notes`. Raises FtkitError when the method cannot run here."""
+    from ftkit.methods.catalog import get_method
+    from ftkit.train.hardware import plan_training
+
+    recipe = loaded.recipe
+    model_task = "causal-lm" if recipe.task == "preference" else recipe.task
+    method = get_method(candidate.method)
+    method.check_requirements()
+    options = loaded.method_options if candidate.method == reference.name else method.parse_options({})
+    if "method.r" in auto and hasattr(options, "r"):
+        options = options.model_copy(update={"r": auto["method.r"].value})
+    method.tokenizer = tokenizer
+    adjustments = method.adjust_training(options, training)
+    settings = {**training, **adjustments.overrides}
+    decided = plan_training(hardware, settings, facts.total_params, recipe.task, method, config)
+    _load, load_notes = method.base_load_kwargs(
+        options, hardware.device, lambda: _skeleton(loaded, num_labels)
+    )
+    candidate.notes = [*decided.notes, *adjustments.notes, *load_notes]
+    trainable = trainable_params(recipe.model, loaded.base_dir, method, options, model_task, num_labels)
+    return method, options, settings, decided, trainable
+
+
 def _auto_micro_batch(
     candidate: Candidate,
     plan: Plan,
@@ -297,7 +330,8 @@ def refuse_unfit(plan: Plan) -> None:
 def _skeleton(loaded: Any, num_labels: int | None) -> Any:
     from ftkit.train.model_loading import model_skeleton
 
-    return model_skeleton(loaded.recipe.model, loaded.base_dir, loaded.recipe.task, num_labels)
+    task = "causal-lm" if loaded.recipe.task == "preference" else loaded.recipe.task
+    return model_skeleton(loaded.recipe.model, loaded.base_dir, task, num_labels)
 
 
 def _smaller_batch(plan: Plan) -> int | None:

@@ -62,11 +62,12 @@ class MemoryEstimate:
     trainable_params: int
     total_params: int
     basis: str = "analytic"
+    reference: int = 0  # a preference run's frozen reference copy (full/freeze DPO with `reference: auto`)
 
     @property
     def training(self) -> int:
         """Memory the training phase adds over the runtime."""
-        return self.weights + self.gradients + self.optimizer + self.activations
+        return self.weights + self.gradients + self.optimizer + self.activations + self.reference
 
     @property
     def total(self) -> int:

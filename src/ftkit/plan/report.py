@@ -37,6 +37,7 @@ class Candidate:
     error: str | None = None
     batch_size: int = 0  # the micro-batch estimated and probed (the auto rule's, when batch_size is auto)
     grad_accum: int = 1
+    reference: str = ""  # a preference plan's reference model, in words (its bytes are memory.reference)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class Candidate:
             "run_seconds": self.run_seconds,
             "notes": self.notes,
             "error": self.error,
+            **({"reference": self.reference} if self.reference else {}),
         }
 
 
@@ -77,12 +79,17 @@ class Plan:
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
     auto: dict[str, str] = field(default_factory=dict)
+    preference: dict[str, Any] | None = (
+        None  # a preference plan's objective, reference and sequences per pair
+    )
 
     def candidate(self, method: str) -> Candidate | None:
         return next((c for c in self.candidates if c.method == method), None)
 
     def to_dict(self) -> dict[str, Any]:
         plain = {key: value for key, value in self.__dict__.items() if key != "candidates"}
+        if self.preference is None:
+            plain.pop("preference")
         plain["effective_batch"] = self.batch_size * self.grad_accum
         return {**plain, "candidates": [candidate.to_dict() for candidate in self.candidates]}
 
