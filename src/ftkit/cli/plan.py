@@ -20,7 +20,9 @@ def plan_command(
     method: str = typer.Option(
         "auto", "--method", help="Method to plan for (a data file); auto lets the plan choose."
     ),
-    task: str = typer.Option("causal-lm", "--task", help="causal-lm or classification (a data file)."),
+    task: str = typer.Option(
+        "causal-lm", "--task", help="causal-lm, classification or preference (a data file)."
+    ),
     max_seq_len: int | None = typer.Option(
         None, "--max-seq-len", min=8, help="Token length (default: auto)."
     ),
