@@ -21,35 +21,7 @@ from ftkit.cli.formatting import fmt, fmt_delta
 from ftkit.cli.table_fit import Cell, Column
 from ftkit.errors import GateFailedError
 from ftkit.registry import diff as diffing
-from ftkit.registry.answers import answer_rows
-
-
-def _side(loaded: dict) -> dict:
-    run, code = loaded["run"], (loaded["env"] or {}).get("code") or {}
-    return {
-        "id": loaded["id"],
-        "name": run.get("name"),
-        "status": run.get("status"),
-        "method": run.get("method"),
-        "model": run.get("model"),
-        "started_at": run.get("started_at"),
-        "code_commit": code.get("commit"),
-        "code_dirty": code.get("dirty"),
-        "tags": loaded.get("tags", []),
-    }
-
-
-def build_diff(a: dict, b: dict, include_all: bool = False) -> dict:
-    """The diff payload of two loaded runs (what --json prints)."""
-    return {
-        "a": _side(a),
-        "b": _side(b),
-        "config": diffing.config_changes(a["resolved"], b["resolved"], include_all=include_all),
-        "metrics": diffing.metric_rows(a["metrics"], b["metrics"]),
-        "provenance": diffing.provenance_warnings(a, b),
-        "answers": answer_rows(a.get("samples") or [], b.get("samples") or [], include_all),
-    }
-
+from ftkit.registry import views
 
 _HEADER_ROWS = (
     ("id", "id"),
@@ -109,13 +81,6 @@ def render_human(out: Output, payload: dict, include_all: bool) -> None:
             out.print(f"[yellow]provenance:[/yellow] {escape(warning)}")
         else:
             out.line(f"provenance: {warning}")
-
-
-def add_evals(payload: dict, lineup: dict) -> dict:
-    """Put diffing.eval_lineup's result into a diff payload: `evals` {metrics, records}, notes in provenance."""
-    payload["evals"] = {"metrics": lineup["metrics"], "records": lineup["records"]}
-    payload["provenance"] = [*payload["provenance"], *lineup["provenance"]]
-    return payload
 
 
 def _metric_table(out: Output, title: str, metrics: list[dict]) -> None:
@@ -220,6 +185,11 @@ def diff_command(
     ),
     json_mode: bool = json_option(),
     registry: Path | None = registry_option(),
+    web: bool = typer.Option(
+        False,
+        "--web",
+        help="Open the compare page in `ftkit ui` (starting a server in the background if needed).",
+    ),
 ) -> None:
     """Compare two runs: changed config keys, metrics side by side with deltas, provenance differences."""
     gates = [
@@ -228,10 +198,13 @@ def diff_command(
     out = Output(json_mode)
     reg = open_existing(registry)
     with reg:
-        a = reg.load_run(reg.resolve(run_a))
-        b = reg.load_run(reg.resolve(run_b))
-        lineup = diffing.eval_lineup(reg.evals(a["id"]), reg.evals(b["id"]))
-    payload = add_evals(build_diff(a, b, include_all=all_), lineup)
+        if web:
+            from ftkit.cli._web import open_page
+
+            open_page(out, reg.root, f"/compare?a={reg.resolve(run_a)}&b={reg.resolve(run_b)}")
+            return
+        a, b, lineup = views.load_pair(reg, run_a, run_b)
+    payload = views.diff_payload(a, b, lineup, include_all=all_)
     gated_a, gated_b = {**a["metrics"], **lineup["a"]}, {**b["metrics"], **lineup["b"]}
     results = [gate.check(gated_a, gated_b) for gate in gates]
     payload["gates"] = results

@@ -14,7 +14,7 @@ from ftkit.cli._output import Output
 from ftkit.cli._runs_common import VERDICT_STYLE, open_existing, status_text
 from ftkit.cli.formatting import fmt, fmt_delta, fmt_size
 from ftkit.cli.table_fit import Cell, Column
-from ftkit.registry.exports import exports as exports_of
+from ftkit.registry import views
 
 # Key-value tables: the key column stays whole, values are cut in the middle (paths keep both ends).
 _FACTS = [Column(key=True), Column(min_width=16, cut="middle")]
@@ -22,20 +22,6 @@ _FACTS = [Column(key=True), Column(min_width=16, cut="middle")]
 
 def _hash(value: str | None) -> Cell:
     return Cell(value, (value or "—")[:12])
-
-
-def _stored_states(reg, artifacts: list) -> list[str]:  # noqa: ANN001 - RunRegistry, imported lazily
-    """For each artifact: "ok" when its stored file exists with the recorded size (no hashing: that is
-    `ftkit registry verify`), "missing", or "size differs"."""
-    states = []
-    for artifact in artifacts:
-        try:
-            size = reg.artifact_path(str(artifact["sha256"])).stat().st_size
-        except (OSError, KeyError, TypeError, ValueError):
-            states.append("missing")
-            continue
-        states.append("ok" if artifact.get("size") in (None, size) else "size differs")
-    return states
 
 
 def _state(state: str) -> Cell:
@@ -66,36 +52,26 @@ def show_command(
     run: str = typer.Argument(..., help="Run id, unique id prefix, name, tag, @latest or @latest~N."),
     json_mode: bool = json_option(),
     registry: Path | None = registry_option(),
+    web: bool = typer.Option(
+        False,
+        "--web",
+        help="Open the run's page in `ftkit ui` (starting a server in the background if needed).",
+    ),
 ) -> None:
     """Show one run: status, recipe facts, metrics, data, environment, artifacts and lineage."""
     out = Output(json_mode)
     reg = open_existing(registry)
     with reg:
         run_id = reg.resolve(run)
-        loaded = reg.load_run(run_id)
-        summaries = {s["id"]: s for s in reg.summaries()}
-        evals = reg.evals(run_id)  # a damaged record carries `damage`: shown as such, never an error
-        exported = exports_of(reg, run_id)  # likewise
+        if web:
+            from ftkit.cli._web import open_page
 
-    def brief(rid: str | None) -> dict | None:
-        if rid is None:
-            return None
-        s = summaries.get(rid, {})
-        return {"id": rid, "name": s.get("name"), "status": s.get("status"), "in_registry": rid in summaries}
-
-    stored = _stored_states(reg, loaded["artifacts"] or [])
-    info = loaded["run"]
-    lineage = {"parent": brief(info.get("parent")), "children": [brief(c) for c in loaded["children"]]}
-    payload = dict(loaded)
-    payload["lineage"] = lineage
-    overrides = list(info.get("overrides") or [])
-    payload["overrides"] = overrides
-    payload["registry"] = str(reg.root)
-    payload["artifacts"] = [
-        {**a, "stored": state} for a, state in zip(loaded["artifacts"] or [], stored, strict=True)
-    ]
-    payload["evals"] = evals
-    payload["exports"] = exported
+            open_page(out, reg.root, f"/runs/{run_id}")
+            return
+        payload = views.run_view(reg, run_id)
+    loaded, info, lineage = payload, payload["run"], payload["lineage"]
+    stored = [a["stored"] for a in payload["artifacts"]]
+    evals, exported, overrides = payload["evals"], payload["exports"], payload["overrides"]
     out.emit(payload)
 
     env = loaded["env"] or {}

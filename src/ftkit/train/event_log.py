@@ -52,7 +52,8 @@ class EventLog:
         ):
             if isinstance(row.get(key), (int, float)):
                 parts.append(f"{label} {format(row[key], spec)}")
-        self.append({"time": now_iso(), "kind": PROGRESS_KIND, "message": ", ".join(parts), **row})
+        total = {"total_steps": total_steps} if total_steps else {}  # `ftkit ui` shows step N of total
+        self.append({"time": now_iso(), "kind": PROGRESS_KIND, "message": ", ".join(parts), **row, **total})
 
     def _write(self, row: dict[str, Any]) -> None:
         from ftkit.registry import scrub
