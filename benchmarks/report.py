@@ -36,6 +36,7 @@ ORDER = (
     "checkpoint_speed",
     "tracking_overhead",
     "preference_speed",
+    "ui_runs_page",
 )
 
 # README performance table: (benchmark, row keys, label). Several keys are shown side by side.
@@ -140,6 +141,11 @@ SUMMARY = (
         "start-up / `trl --help`: `ftkit --help` · slowest `ftkit CMD --help`",
     ),
     ("registry", ("runs", "diff"), "`ftkit runs` · `ftkit diff` on a registry of 1,000 runs"),
+    (
+        "ui_runs_page",
+        ("page",),
+        "`ftkit ui` runs page (shell + `/api/runs`) on 1,000 runs, server time (target <= 1 s)",
+    ),
 )
 
 
