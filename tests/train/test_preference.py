@@ -160,16 +160,3 @@ def test_wrong_data_for_the_task_is_exit_2(tmp_path, tiny_model_dir, chat_data):
     result = run(missing)
     assert result.exit_code == 2
     assert "train.jsonl:1: rejected: missing field `rejected`" in " ".join(result.output.split())
-
-
-def test_tune_on_preference_data_points_to_the_preference_recipe(tmp_path, tiny_model_dir):
-    data = write_jsonl(tmp_path / "pairs.jsonl", pairs(8, seed=1))
-    result = CliRunner().invoke(app, ["tune", str(data), "--model", str(tiny_model_dir)])
-    assert result.exit_code == 2
-    assert "task: preference" in " ".join(result.output.split())
-
-
-def test_plan_on_a_preference_recipe_says_it_is_not_modelled(tmp_path, tiny_model_dir):
-    result = CliRunner().invoke(app, ["plan", str(recipe(tmp_path, tiny_model_dir))])
-    assert result.exit_code == 2
-    assert "preference run's memory" in " ".join(result.output.split())

@@ -32,7 +32,9 @@ def tune_command(
     ),
     method: str = typer.Option("auto", "--method", help="auto (lora) or a method name (`ftkit methods`)."),
     task: str = typer.Option(
-        "auto", "--task", help="auto (from the data), causal-lm or classification; overrides detection."
+        "auto",
+        "--task",
+        help="auto (from the data), causal-lm, classification or preference; overrides detection.",
     ),
     time_budget: str | None = typer.Option(
         None, "--time-budget", help="Cap training to fit this long (20m, 90s, 1h30m), from a measured probe."

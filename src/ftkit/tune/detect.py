@@ -2,7 +2,8 @@
 
 Rules, in order: a file read as classification (`text` and `label`, or `Label`/`SMS` mapped) is classification; a
 text file (or one no format matches) with a column that looks like labels (data/columns.py LABEL_RULE) is
-classification with that mapping; other formats (text, completion, instruction, chat) are causal-lm. `--task`
+classification with that mapping; preference pairs (prompt, chosen, rejected) are preference (DPO); other formats
+(text, completion, instruction, chat) are causal-lm. `--task`
 overrides where the data allows it (text with a label column can train causal-lm on the text); a task the data
 contradicts is a DataError (exit 2) naming the file and its columns. The file is then checked by the checker
 `ftkit data check` runs; bad rows stop tune there, located.
@@ -21,7 +22,7 @@ from ftkit.data.formats import detect
 from ftkit.data.readers import read_rows, refuse_special_file
 from ftkit.errors import DataError, UsageError
 
-TASKS = ("auto", "causal-lm", "classification")
+TASKS = ("auto", "causal-lm", "classification", "preference")
 
 
 @dataclass
@@ -77,10 +78,18 @@ def _task_for(
     """The task for a format, or DataError when `task` contradicts the data."""
     shown = ", ".join(f"`{c}`" for c in file_columns(records)) or "(none)"
     if fmt == "preference":
+        if task in ("auto", "preference"):
+            return "preference"
         raise DataError(
-            f"{path}: preference data (prompt, chosen, rejected): `ftkit tune` picks settings for supervised and "
-            "classification data only",
-            hint="train it with a recipe: `task: preference` (DPO; README: Preference tuning) and `ftkit run`",
+            f"{path}: --task {task}, but the file is preference data (prompt, chosen, rejected; {reason})",
+            hint="use --task preference (or auto): tune trains it with DPO; for supervised training give rows "
+            "with a single answer (prompt/completion or messages)",
+        )
+    if task == "preference":
+        raise DataError(
+            f"{path}: --task preference, but the file is not preference data (its columns: {shown}; it reads as "
+            f"{fmt}: {reason})",
+            hint="preference rows have `prompt`, `chosen` and `rejected`; use --task auto for this file",
         )
     if fmt == "unknown":
         return "causal-lm" if task == "auto" else task  # the checker names what is missing

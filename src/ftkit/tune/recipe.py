@@ -5,7 +5,8 @@ The recipe is an ordinary recipe: it validates with `ftkit validate`, `ftkit run
 recipe.yaml in the registry, so `ftkit rerun` and `ftkit checkout` work on a tune run. Evaluation rules, stated:
 a held-out 10 % of the distinct rows when no eval file is given (at least 20 rows, as the runner's own default);
 at most EVAL_MAX_ROWS eval rows; for data with reference answers (completion, instruction, chat) greedy answers
-for up to GENERATE_ROWS eval rows scored by exact match, with room for the 95th-percentile answer.
+for up to GENERATE_ROWS eval rows scored by exact match, with room for the 95th-percentile answer. Preference
+pairs train with DPO at TRL's defaults (written into the recipe) and are scored on the eval pairs.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ def build_recipe(
         evaluation["generate"] = GENERATE_ROWS
         evaluation["max_new_tokens"] = new_tokens_for(lengths)
     recipe: dict[str, Any] = {}
+    if choice.task == "preference":  # TRL's defaults, written out so the user sees what trains
+        from ftkit.recipe.preference_config import PreferenceConfig
+
+        defaults = PreferenceConfig()
+        preference = {"objective": defaults.objective, "beta": defaults.beta, "loss_type": defaults.loss_type}
     if name:
         recipe["name"] = name
     recipe.update(
@@ -98,6 +104,7 @@ def build_recipe(
             "data": data_block,
             "method": method_block,
             "training": training,
+            **({"preference": preference} if choice.task == "preference" else {}),
             "evaluation": evaluation,
             "output": str(Path(output).expanduser().resolve()),
         }
