@@ -41,7 +41,7 @@ export async function render(main, params) {
     try {
       const report = await api("/api/data/check", { method: "POST", body });
       checkBox.replaceChildren(checkView(report));
-      if (!report.errors) data = body;
+      if (report.ok ?? !report.errors) data = body;
     } catch (error) {
       checkBox.replaceChildren(errorBox(error));
     }
@@ -102,7 +102,7 @@ export async function render(main, params) {
         return;
       }
       jobBox.replaceChildren(errorBox({ message: `the job ended ${done.status} before its run started`, hint: "its log:" }),
-        el("pre", { "data-testid": "job-log" }, done.log_tail || ""));
+        el("pre", { "data-testid": "job-log" }, [].concat(done.log_tail || []).join("\n")));
     } catch (error) {
       jobBox.replaceChildren(errorBox(error));
     }

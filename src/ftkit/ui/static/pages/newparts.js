@@ -15,8 +15,10 @@ function problemsTable(problems, testid) {
 }
 
 function detectedTask(report) {
-  const detected = report.detected || report.detection || report.tune || {};
-  return report.task || detected.task || null;
+  const task = report.task;
+  if (!task) return null;
+  if (typeof task !== "object") return String(task);
+  return `${task.task}${task.format ? ` (${task.format} format` : ""}${task.reason ? `: ${task.reason}` : ""}${task.format ? ")" : ""}`;
 }
 
 /** The data check's result: summary, located errors, warnings (grouped), token statistics and a preview. */
@@ -29,13 +31,15 @@ export function checkView(report) {
   const task = detectedTask(report);
   const byCode = {};
   for (const w of warnings) byCode[w.code] = (byCode[w.code] || 0) + 1;
-  const ok = !report.errors;
+  const ok = report.ok ?? !report.errors;
+  const taskError = report.task_error;
   const preview = report.preview && report.preview.segments;
   return el("div", { class: ok ? "check ok" : "check bad", "data-errors": report.errors ?? errors.length, "data-warnings": report.warnings ?? warnings.length },
     el("p", { class: "summary", "data-testid": "check-summary" },
-      el("strong", { class: ok ? "better" : "worse" }, ok ? "Ready to train. " : `${fmt(report.errors)} error${report.errors === 1 ? "" : "s"}: fix them before training. `),
+      el("strong", { class: ok ? "better" : "worse" }, ok ? "Ready to train. " : report.errors ? `${fmt(report.errors)} error${report.errors === 1 ? "" : "s"}: fix them before training. ` : "Not trainable as it is. "),
       `${fmt(report.rows)} rows (${fmt(report.valid_rows)} valid), ${report.format || "?"} format (${report.format_reason || ""})`,
       task ? el("span", { "data-testid": "detected-task" }, `; task ${task}`) : null,
+      taskError ? el("span", { class: "worse", "data-testid": "task-error" }, `; no task detected: ${taskError.message || taskError.error || ""} ${taskError.hint || ""}`) : null,
       `; ${fmt(report.warnings ?? warnings.length)} warning${warnings.length === 1 ? "" : "s"}.`),
     errors.length ? el("div", {}, el("h3", {}, "Errors"), problemsTable(errors, "data-errors")) : null,
     warnings.length ? el("details", { "data-testid": "data-warnings" },

@@ -55,7 +55,7 @@ export async function render(main, params) {
       const started = (await api(`/api/runs/${encodeURIComponent(id)}/rerun`, { method: "POST", body: { set: sets } })).job;
       const done = await waitForRun(started, () => {}, () => stopped);
       if (done.run_id) go(`/runs/${encodeURIComponent(done.run_id)}`);
-      else button.replaceWith(errorBox({ message: `the rerun ended ${done.status} before its run started`, hint: done.log_tail || "" }));
+      else button.replaceWith(errorBox({ message: `the rerun ended ${done.status} before its run started`, hint: [].concat(done.log_tail || []).slice(-3).join(" ") }));
     } catch (error) {
       button.replaceWith(errorBox(error));
     }
