@@ -50,7 +50,8 @@ function samplesSide(payload) {
   return el("table", { class: "samples" },
     el("thead", {}, el("tr", {}, ["prompt", "reference", "A", "B"].map((h) => el("th", {}, h)))),
     el("tbody", {}, rows.map((s) => el("tr", { "data-testid": "sample", class: s.changed === false ? "" : "changed" },
-      ["prompt", "reference", "a", "b"].map((k) => el("td", {}, el("pre", { class: "text" }, s[k] ?? "—")))))));
+      el("td", {}, el("pre", { class: "text", title: s.prompt ?? "" }, s.label ?? s.prompt ?? "")),
+      ["reference", "a", "b"].map((k) => el("td", {}, el("pre", { class: "text" }, s[k] ?? "—")))))));
 }
 
 export async function render(main, params) {
@@ -79,7 +80,7 @@ export async function render(main, params) {
     body.replaceChildren(el("p", { class: "muted" }, "loading…"));
     let payload;
     try {
-      payload = await api(`/api/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
+      payload = await api(`/api/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}&all=1`);
     } catch (error) {
       body.replaceChildren(errorBox(error));
       return;

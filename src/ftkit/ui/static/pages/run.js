@@ -30,8 +30,13 @@ function progressBlock(payload) {
       p.tokens_per_sec ? ` · ${fmt(p.tokens_per_sec)} tokens/s` : "");
   }
   const steps = payload.metrics && payload.metrics["train.steps"];
-  return el("div", { "data-testid": "run-progress", "data-step": steps ?? "", "data-total": steps ?? "", class: "muted" },
-    steps !== undefined && steps !== null ? `${fmt(steps)} steps` : "", run.duration_s ? ` in ${fmtSeconds(run.duration_s)}` : "");
+  const planned = ((payload.resolved || {}).training || {}).max_steps;
+  const cut = run.status !== "succeeded" && typeof planned === "number" && typeof steps === "number" && steps < planned;
+  const total = cut ? planned : steps;
+  return el("div", { "data-testid": "run-progress", "data-step": steps ?? "", "data-total": total ?? "", class: "muted" },
+    cut ? el("progress", { max: planned, value: steps }) : null,
+    typeof steps === "number" ? (cut ? ` ${run.status} at step ${fmt(steps)} of ${fmt(planned)}` : `${fmt(steps)} steps`) : "",
+    run.duration_s ? ` in ${fmtSeconds(run.duration_s)}` : "");
 }
 
 export async function render(main, params) {
@@ -118,7 +123,7 @@ export async function render(main, params) {
       put("error", el("div")),
       section("Progress", "progress-card", put("progress", el("div"))),
       el("div", { class: "two" }, section("Training loss", "train-card", put("train", el("div"))), section("Eval loss", "eval-card", put("eval", el("div")))),
-      put("metrics", metricsSection(payload.metrics)),
+      put("metrics", metricsSection(payload.metrics, payload.base_vs_tuned)),
       put("findings", findingsSection(payload.review, suggest)),
       put("samples", samplesSection(payload.samples)),
       section("Events", "events-card", put("events", el("div"))),

@@ -21,25 +21,29 @@ export function evalChart(history) {
     { testid: "chart-eval", title: "Eval loss", empty: "no evaluation during training yet" });
 }
 
-/** Base vs tuned: every `base.<m>` metric beside its tuned `<m>`, with the delta. */
-export function metricsSection(metrics) {
+/** Base vs tuned: each metric measured on the base model too, with the delta and its verdict. `rows` are the
+ * server's `base_vs_tuned` rows (the verdicts `ftkit diff` gives); without them they are derived from `metrics`. */
+export function metricsSection(metrics, rows) {
   const m = metrics || {};
-  const pairs = Object.keys(m).filter((k) => k.startsWith("base.") && (k.slice(5) in m)).map((k) => [k.slice(5), m[k], m[k.slice(5)]]);
-  const rest = Object.keys(m).filter((k) => !k.startsWith("base.")).sort();
   const lowerBetter = (key) => /loss|perplexity|error|wer|cer/.test(key);
-  const compared = pairs.length
+  const compared = rows || Object.keys(m).filter((k) => k.startsWith("base.") && (k.slice(5) in m)).map((k) => {
+    const [key, base, tuned] = [k.slice(5), m[k], m[k.slice(5)]];
+    const delta = typeof base === "number" && typeof tuned === "number" ? tuned - base : null;
+    const verdict = !delta ? "same" : (delta < 0) === lowerBetter(key) ? "better" : "worse";
+    return { metric: key, base, tuned, delta, delta_pct: delta !== null && base ? (delta / Math.abs(base)) * 100 : null, verdict };
+  });
+  const rest = Object.keys(m).filter((k) => !k.startsWith("base.")).sort();
+  const table = compared.length
     ? el("table", { class: "metrics", "data-testid": "metrics-table" },
-      el("thead", {}, el("tr", {}, el("th", {}, "metric"), el("th", {}, "base model"), el("th", {}, "tuned"), el("th", {}, "delta"))),
-      el("tbody", {}, pairs.map(([key, base, tuned]) => {
-        const delta = typeof base === "number" && typeof tuned === "number" ? tuned - base : null;
-        const good = delta !== null && delta !== 0 && (delta < 0) === lowerBetter(key);
-        const cls = delta === null || delta === 0 ? "" : good ? "better" : "worse";
-        const pct = delta !== null && base ? ` (${fmtDelta((delta / Math.abs(base)) * 100, true)})` : "";
-        return el("tr", { "data-metric": key }, el("td", {}, key), el("td", { class: "num" }, fmt(base)),
-          el("td", { class: "num" }, fmt(tuned)), el("td", { class: `num ${cls}` }, fmtDelta(delta) + pct));
+      el("thead", {}, el("tr", {}, el("th", {}, "metric"), el("th", {}, "base model"), el("th", {}, "tuned"), el("th", {}, "delta"), el("th", {}, ""))),
+      el("tbody", {}, compared.map((r) => {
+        const cls = r.verdict === "better" || r.verdict === "worse" ? r.verdict : "";
+        const pct = r.delta_pct !== null && r.delta_pct !== undefined ? ` (${fmtDelta(r.delta_pct, true)})` : "";
+        return el("tr", { "data-metric": r.metric }, el("td", {}, r.metric), el("td", { class: "num" }, fmt(r.base)),
+          el("td", { class: "num" }, fmt(r.tuned)), el("td", { class: `num ${cls}` }, fmtDelta(r.delta) + pct), el("td", { class: cls }, cls));
       })))
     : el("p", { class: "muted" }, "No base-model metrics for this run (evaluation.compare_base was off or it has no eval data).");
-  return section("Metrics: base vs tuned", "metrics", compared,
+  return section("Metrics: base vs tuned", "metrics", table,
     rest.length ? el("details", {}, el("summary", {}, `All metrics (${rest.length})`), kvTable(rest.map((k) => [k, m[k]]))) : null);
 }
 
@@ -50,7 +54,7 @@ export function samplesSection(samples) {
     ? el("table", { class: "samples" },
       el("thead", {}, el("tr", {}, ["prompt", "reference", "base model", "tuned"].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows.map((s) => el("tr", { "data-testid": "sample" },
-        el("td", {}, el("pre", { class: "text" }, s.prompt ?? "")),
+        el("td", {}, el("pre", { class: "text", title: s.prompt ?? "" }, s.label ?? s.prompt ?? "")),
         el("td", {}, el("pre", { class: "text" }, s.reference ?? "")),
         el("td", {}, el("pre", { class: "text" }, s.base ?? "—")),
         el("td", {}, el("pre", { class: "text" }, s.tuned ?? "—"))))))

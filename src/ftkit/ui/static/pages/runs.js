@@ -15,6 +15,15 @@ const COLUMNS = [
   ["duration_s", "Duration"],
 ];
 
+/** Jobs started from this UI that have no run yet (still checking data or planning). */
+async function startingJobs() {
+  try {
+    return ((await api("/api/jobs")).jobs || []).filter((job) => job.status === "running" && !job.run_id);
+  } catch (error) {
+    return [];
+  }
+}
+
 function sortValue(run, key, metric) {
   if (key === "metric") return run.metrics ? run.metrics[metric] : undefined;
   if (key === "tags") return (run.tags || []).join(",");
@@ -52,6 +61,7 @@ export async function render(main, params) {
   const count = el("span", { class: "muted", "data-testid": "runs-count" });
   const tableHolder = el("div", { class: "table-wrap" });
   const errorHolder = el("div");
+  const jobsHolder = el("div");
   for (const name of FILTERS) {
     selects[name] = el("select", { "data-testid": `filter-${name}`, "aria-label": name },
       el("option", { value: "" }, `any ${name}`));
@@ -63,7 +73,7 @@ export async function render(main, params) {
       el("a", { class: "button primary", href: "/new" }, "New fine-tuning job")),
     el("div", { class: "toolbar" }, FILTERS.map((name) => selects[name]), search,
       el("label", {}, "metric ", metricSelect), compareButton, count),
-    errorHolder, tableHolder);
+    errorHolder, jobsHolder, tableHolder);
 
   let latest = { runs: [], filters: {}, metric_keys: [] };
 
@@ -150,9 +160,12 @@ export async function render(main, params) {
   const load = async () => {
     const q = query();
     q.set("limit", "1000");
+    let starting = [];
     try {
-      latest = await api(`/api/runs?${q}`);
+      [latest, starting] = await Promise.all([api(`/api/runs?${q}`), startingJobs()]);
       errorHolder.replaceChildren();
+      jobsHolder.replaceChildren(...starting.map((job) => el("div", { class: "starting", "data-testid": "starting-job" },
+        statusBadge("running"), ` job ${job.id}: `, el("code", {}, job.command || ""), el("span", { class: "muted" }, " — starting (checking data, planning)…"))));
     } catch (error) {
       errorHolder.replaceChildren(errorBox(error));
       return true;
@@ -166,7 +179,7 @@ export async function render(main, params) {
     }
     fillOptions(metricSelect, keys, state.metric, "metric");
     draw();
-    return latest.runs.some((r) => r.status === "running");
+    return starting.length > 0 || latest.runs.some((r) => r.status === "running");
   };
 
   let stop = poll(load, 2000);

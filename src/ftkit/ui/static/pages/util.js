@@ -31,6 +31,7 @@ export function fmtBytes(bytes) {
 /** Seconds as "42 s", "3 m 05 s", "1 h 02 m". */
 export function fmtSeconds(seconds) {
   if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "—";
+  if (seconds < 1) return "under 1 s";
   const s = Math.round(seconds);
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} m ${String(s % 60).padStart(2, "0")} s`;
