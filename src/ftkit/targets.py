@@ -135,6 +135,11 @@ def locate_target(ref: str | Path, registry: Any = None) -> TargetSource:
     )
 
 
+def locate_run(run_id: str, registry: Any) -> TargetSource:
+    """A registry run's TargetSource, `run_id` as `registry.resolve` returned it (never read as a path)."""
+    return _run_source(run_id, run_id, registry)
+
+
 def _local_source(text: str, path: Path) -> TargetSource:
     if path.is_file():
         if path.suffix.lower() != ".gguf":

@@ -20,43 +20,9 @@ import typer
 from ftkit.cli._options import registry_option
 from ftkit.cli._output import Output
 from ftkit.cli._target import REF_HELP, describe, load_for_generation, locate
+from ftkit.conversation import Conversation
 
 COMMANDS_HELP = "/reset clears the conversation, /exit ends it (also Ctrl-D or Ctrl-C)"
-
-
-class Conversation:
-    """The turns so far (a system message stays first) and the rendering that fits the model's context."""
-
-    def __init__(self, tokenizer: Any, system: str | None, limit: int | None, max_new_tokens: int):
-        self.tokenizer = tokenizer
-        self.system = [{"role": "system", "content": system}] if system else []
-        self.turns: list[dict[str, str]] = []
-        self.limit = limit
-        self.max_new_tokens = max_new_tokens
-
-    def reset(self) -> None:
-        self.turns = []
-
-    def prompt_for(self, user: str) -> tuple[str | None, int]:
-        """The rendered prompt with `user` appended, and how many earlier exchanges were dropped to fit it; None
-        when the message alone does not fit (it is then not kept)."""
-        from ftkit.inference import render_prompt
-
-        self.turns.append({"role": "user", "content": user})
-        dropped = 0
-        while True:
-            text = render_prompt(self.tokenizer, self.system + self.turns)
-            tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-            if self.limit is None or tokens + self.max_new_tokens <= self.limit:
-                return text, dropped
-            if len(self.turns) <= 1:
-                self.turns.pop()
-                return None, dropped
-            del self.turns[:2]  # the oldest user message and its reply
-            dropped += 1
-
-    def answered(self, reply: str) -> None:
-        self.turns.append({"role": "assistant", "content": reply})
 
 
 def chat_command(

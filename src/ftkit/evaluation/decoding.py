@@ -11,7 +11,7 @@ no-cache loop itself otherwise.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ftkit.evaluation.generate import generate_in_batches, greedy_generate_batch, stop_token_ids
@@ -66,17 +66,24 @@ def stream_text(
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int | None = None,
+    on_tokens: Callable[[int], Any] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Iterator[str]:
     """Text pieces of the answer to one rendered `prompt` as tokens come; joined, they are the answer
-    `generate_texts` gives for it alone. Closing the generator early stops the decoding."""
+    `generate_texts` gives for it alone. Closing the generator early stops the decoding. `on_tokens(n)` is told
+    of every n tokens decoded (the stop token included), pieces of text or not. Setting `cancel` (from any thread)
+    ends the decoding within a token (cached decoding may finish the step after), the answer ending there."""
     import torch
 
     if seed is not None:
         torch.manual_seed(seed)
     if not use_cache:
-        yield from _no_cache_pieces(model, tokenizer, prompt, max_new_tokens, device, temperature, top_p)
+        yield from _no_cache_pieces(model, tokenizer, prompt, max_new_tokens, device, temperature, top_p,
+                                    on_tokens, cancel)  # fmt: skip
         return
-    yield from _streamed_generate(model, tokenizer, prompt, max_new_tokens, device, temperature, top_p)
+    yield from _streamed_generate(
+        model, tokenizer, prompt, max_new_tokens, device, temperature, top_p, on_tokens, cancel
+    )
 
 
 def _streamed_generate(
@@ -87,6 +94,8 @@ def _streamed_generate(
     device: str,
     temperature: float,
     top_p: float,
+    on_tokens: Callable[[int], Any] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Iterator[str]:
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -95,10 +104,18 @@ def _streamed_generate(
 
     class _Stop(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+            done = stop.is_set() or (cancel is not None and cancel.is_set())
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+    class _Counted(TextIteratorStreamer):
+        def put(self, value: Any) -> None:
+            if on_tokens is not None and not (self.skip_prompt and self.next_tokens_are_prompt):
+                on_tokens(int(value.numel()))
+            super().put(value)
+
+    streamer = _Counted(tokenizer, skip_prompt=True, skip_special_tokens=True)
     failure: list[BaseException] = []
 
     def work() -> None:
@@ -140,6 +157,8 @@ def _no_cache_pieces(
     device: str,
     temperature: float,
     top_p: float,
+    on_tokens: Callable[[int], Any] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Iterator[str]:
     """Decode by full forward passes (no KV cache), yielding new text as it becomes whole characters."""
     import torch
@@ -157,6 +176,8 @@ def _no_cache_pieces(
     model.eval()
     with torch.no_grad():
         for _ in range(max_new_tokens):
+            if cancel is not None and cancel.is_set():
+                break
             logits = model(
                 input_ids=sequence, attention_mask=torch.ones_like(sequence), use_cache=False
             ).logits
@@ -167,6 +188,8 @@ def _no_cache_pieces(
             else:
                 token = int(scores[0].argmax())
             tokens.append(token)
+            if on_tokens is not None:
+                on_tokens(1)
             if token in stops:
                 break
             sequence = torch.cat([sequence, torch.tensor([[token]], device=sequence.device)], dim=1)
