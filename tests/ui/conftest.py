@@ -40,8 +40,9 @@ def page_token(url: str) -> str:
     return re.search(r'<meta name="ftkit-token" content="([^"]+)">', page).group(1)
 
 
-def start_ui(registry: Path, *extra: str, env: dict | None = None) -> UiServer:
-    """Start `ftkit ui --port 0` on `registry` and wait (≤ 60 s) until it answers."""
+def start_ui(registry: Path, *extra: str, env: dict | None = None, cwd: Path | None = None) -> UiServer:
+    """Start `ftkit ui --port 0` on `registry` (in folder `cwd`, default this one) and wait (≤ 60 s) until it
+    answers."""
     state = ui_home(registry) / "server.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "ftkit", "ui", "--registry", str(registry), "--port", "0", *extra],
@@ -49,6 +50,7 @@ def start_ui(registry: Path, *extra: str, env: dict | None = None) -> UiServer:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        cwd=cwd,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -24,6 +24,9 @@ def ui_command(
         "127.0.0.1", "--host", help="Address to listen on; anything but loopback exposes the registry."
     ),
     open_browser: bool = typer.Option(False, "--open", help="Open the app in the default browser."),
+    max_upload_mb: int = typer.Option(
+        200, "--max-upload-mb", min=1, help="Largest data file the page may upload (larger: give its path)."
+    ),
 ) -> None:
     """Serve the local web UI: one-click fine-tuning jobs, live runs, compare and a playground."""
     from ftkit.registry.store import default_registry_path
@@ -38,7 +41,9 @@ def ui_command(
 
         raise UsageError(f"--registry {root}: not a folder", hint="give the registry folder (or a new one)")
     sock = bind(host, port)
-    settings = UiSettings(registry=root, host=host, port=sock.getsockname()[1])
+    settings = UiSettings(
+        registry=root, host=host, port=sock.getsockname()[1], max_upload_bytes=max_upload_mb * 2**20
+    )
     if not is_loopback(host):
         out.stderr.print(
             f"[yellow]warning:[/] listening on {escape(host)}: anyone who can reach this address can read every "

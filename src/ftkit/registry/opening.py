@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 _MAX_ATTEMPTS = 200
 # Short-lived entries a registry folder may hold before its .git exists (creation, preflight write check).
 SCRATCH = (".git-init-", ".ftkit-write-check-")
+# The folder `ftkit ui` keeps its state in while the registry it serves does not exist yet (ui/settings.py).
+UI_FOLDER = "ftkit-ui"
 _README = """# ftkit run registry
 
 Every commit on `main` starts, updates or finishes one run under `runs/<run-id>/` (or moves a tag under `tags/`).
@@ -41,7 +43,9 @@ def open_registry(cls: type[RunRegistry], root: Path, create: bool, check: bool 
         raise RegistryError(f"registry path {root} is a file, not a folder", hint="pass --registry DIR")
     git_dir = root / ".git"
     if not git_dir.exists():
-        if root.exists() and any(not entry.name.startswith(SCRATCH) for entry in root.iterdir()):
+        if root.exists() and any(
+            not entry.name.startswith(SCRATCH) and entry.name != UI_FOLDER for entry in root.iterdir()
+        ):
             raise RegistryError(
                 f"{root} is not an ftkit registry: the folder exists, is not empty and has no .git",
                 hint="point --registry (or FTKIT_REGISTRY) at an ftkit registry or at a new folder",

@@ -32,7 +32,7 @@ from ftkit.ui.settings import UiSettings
 
 STATIC = Path(__file__).parent / "static"
 PAGES = ("/runs", "/runs/{rest:path}", "/compare", "/new", "/playground", "/jobs")
-API_MODULES: tuple[str, ...] = ("ftkit.ui.api_runs", "ftkit.ui.api_chat")
+API_MODULES: tuple[str, ...] = ("ftkit.ui.api_runs", "ftkit.ui.api_chat", "ftkit.ui.api_jobs")
 
 
 def error_response(error: FtkitError) -> JSONResponse:
