@@ -9,11 +9,13 @@ screenshot folder (and copied to $FTKIT_UI_SCREENSHOTS when set) for a person to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -63,7 +65,8 @@ def server(folder) -> UiServer:
     yield running
     for job in call(running, "GET", "/api/jobs")["jobs"]:  # no job outlives the tests
         if job["status"] == "running":
-            call(running, "POST", f"/api/jobs/{job['id']}/stop", {})
+            with contextlib.suppress(urllib.error.HTTPError):  # it may have ended meanwhile
+                call(running, "POST", f"/api/jobs/{job['id']}/stop", {})
     stop_ui(running)
 
 
@@ -121,13 +124,14 @@ def data_file(folder) -> Path:
 @pytest.fixture(scope="module")
 def runs(browser, server, folder, data_file, tiny_model_dir, shots) -> dict:
     """Two finished runs: `tuned` made through the /new page (upload, check, plan, one click), and one named
-    with a `<script>` started through the API at the same time (another learning rate and step count)."""
+    with a `<script>` started through the API at the same time, with fewer steps and a learning rate too small to
+    gain anything (so its review finds `no_gain` and suggests `training.learning_rate=auto`)."""
     from playwright.sync_api import expect
 
     outputs = folder / "outputs"
     other = call(server, "POST", "/api/jobs", {
         "data": str(data_file), "model": str(tiny_model_dir), "name": XSS_NAME,
-        "set": ["training.max_steps=3", "training.learning_rate=0.05", "evaluation.generate=2", f"output={outputs}"],
+        "set": ["training.max_steps=3", "training.learning_rate=1e-7", "evaluation.generate=2", f"output={outputs}"],
     })["job"]  # fmt: skip
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -233,6 +237,23 @@ def test_playground_streams_answers_from_tuned_and_base(runs, page, server, shot
         expect(answer).to_have_attribute("data-done", "true", timeout=120_000)
         assert int(answer.get_attribute("data-tokens")) > 0
     screenshot(page, shots, "playground")
+
+
+def test_a_review_suggestion_starts_the_next_run(runs, page, server, shots):
+    from playwright.sync_api import expect
+
+    page.goto(f"{server.url}/runs/{runs['xss']}")
+    suggestion = page.get_by_test_id("suggestion").first
+    expect(suggestion).to_have_attribute("data-set", "training.learning_rate=auto")  # the review's next run
+    screenshot(page, shots, "run-review")
+    suggestion.click()
+    page.wait_for_url(lambda url: bool(RUN_URL.match(url)) and not url.endswith(runs["xss"]), timeout=120_000)
+    child = page.url.rsplit("/", 1)[1]
+    expect(page.get_by_test_id("lineage-parent")).to_contain_text(runs["xss"], timeout=JOB_WAIT_S * 1000)
+    for job in call(server, "GET", "/api/jobs")["jobs"]:  # proven started; stop it to spare the CPU
+        if job["run_id"] == child and job["status"] == "running":
+            with contextlib.suppress(urllib.error.HTTPError):  # it may have ended meanwhile
+                call(server, "POST", f"/api/jobs/{job['id']}/stop", {})
 
 
 def test_stop_a_running_job_records_it_interrupted(
