@@ -138,8 +138,11 @@ export function lineageSection(payload) {
 export function exportsSection(exports) {
   const rows = exports || [];
   return section("Exports", "exports", rows.length
-    ? el("ul", {}, rows.map((x) => el("li", {}, typeof x === "object"
-      ? [el("strong", {}, x.format || x.kind || "export"), " ", el("code", {}, x.path || x.output || ""), x.time ? ` — ${fmtTime(x.time)}` : ""]
-      : String(x))))
-    : el("p", { class: "muted" }, "Not exported yet: ftkit export RUN --format merged|gguf|…"));
+    ? el("table", {}, el("thead", {}, el("tr", {}, ["export", "dtype", "folder", "files", "when"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.map((x) => el("tr", { "data-testid": "export" },
+        el("td", {}, x.mode === "merge" ? "merged model" : x.mode === "adapter" ? "adapter" : x.mode || x.format || "export"),
+        el("td", {}, x.dtype || "—"), el("td", {}, el("code", {}, x.path || "")),
+        el("td", { class: "num" }, Array.isArray(x.files) ? fmt(x.files.length) : "—"),
+        el("td", {}, x.damage ? el("span", { class: "worse" }, String(x.damage)) : fmtTime(x.created_at))))))
+    : el("p", { class: "muted" }, "Not exported yet: ftkit export RUN -o DIR [--merge|--adapter]"));
 }
