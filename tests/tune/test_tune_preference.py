@@ -4,6 +4,7 @@ training value chosen by a stated rule, and the task contradicted by the data re
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,22 @@ def test_a_task_the_data_contradicts_is_exit_2(tmp_path, tiny_model_dir, rows, t
     assert result.exit_code == 2
     assert f"{data}: {expected}" in " ".join(result.output.split())
     assert not (tmp_path / "reg").exists()
+
+
+def test_a_time_budget_caps_a_preference_run_by_a_measured_preference_probe(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "pairs.jsonl", pairs(60, seed=4))
+    result = cli(
+        "tune", data, "--model", tiny_model_dir, "--time-budget", "1h", "--set", "training.epochs=1",
+        "--registry", tmp_path / "reg", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    shown = json.loads(cli("show", record["run_id"], "--json", "--registry", tmp_path / "reg").stdout)
+    auto = shown["run"]["auto"]
+    # the batch was sized by probes of real preference steps, and the budget was applied, not ignored
+    assert "probed peak batch 1" in auto["training.batch_size"]["evidence"]
+    budget = auto["training.max_steps"]
+    assert "probe: 2 steps at micro-batch" in budget["evidence"]
+    micro, accum = (auto[f"training.{key}"]["value"] for key in ("batch_size", "grad_accum"))
+    planned = math.ceil(math.ceil(record["metrics"]["data.train_pairs"] / micro) / accum)  # one epoch
+    assert record["metrics"]["train.steps"] == budget["value"] == planned  # an hour covers the whole epoch

@@ -156,9 +156,12 @@ def choose_training(
     num_labels: int | None,
     device: str,
     probe: Callable[..., Any] | None = None,
+    lengths: Callable[[], list[int]] | None = None,
 ) -> dict[str, Choice]:
     """Every `auto` training value and the LoRA rank, chosen from the data, the loaded model and probes.
-    `probe` is probe_training_step (injectable for tests); it runs only for batch_size auto or a time budget."""
+    `probe` is probe_training_step, or for a preference run probe_preference_step (injectable for tests); it runs
+    only for batch_size auto or a time budget, on the longest rows by `lengths()` (default: their input_ids). A
+    preference run's `encoded_rows` are its (prompt, chosen, rejected) pairs, each two sequences per step."""
     recipe, training = loaded.recipe, loaded.recipe.training
     task = recipe.task
     found: dict[str, Choice] = {}
@@ -172,23 +175,29 @@ def choose_training(
     if options.get("r") == "auto":
         found["method.r"] = auto_rules.lora_rank(train_rows)
         options["r"] = found["method.r"].value
-    if probe is None:
+    preference = task == "preference"
+    if probe is None and preference:
+        from ftkit.plan.preference import probe_preference_step as probe
+    elif probe is None:
         from ftkit.plan.probe import probe_training_step as probe
 
     rate = found.get("training.learning_rate", Choice(training.learning_rate, "", "")).value
 
     def run_probe(batch: int, rows: list[dict[str, Any]], steps: int = 1) -> Any:
+        task_arguments = (
+            {"preference": recipe.preference.model_dump(mode="json")}
+            if preference
+            else {"task": task, "num_labels": num_labels or 2}
+        )
         return probe(
             recipe.model,
             method=method.name,
             method_options=options,
-            task=task,
             batch_size=batch,
             max_seq_len=max_seq_len,
             steps=steps,
             warmup=1,
             rows=rows,
-            num_labels=num_labels or 2,
             training={
                 **{k: v for k, v in training.model_dump().items() if v != "auto"},
                 "grad_accum": 1,
@@ -196,12 +205,18 @@ def choose_training(
                 "time_budget": None,
             },
             base_dir=loaded.base_dir,
+            **task_arguments,
         )
 
-    longest = sorted(encoded_rows, key=lambda row: len(row["input_ids"]), reverse=True)
+    def longest_rows() -> list[dict[str, Any]]:
+        sizes = lengths() if lengths is not None else [len(row["input_ids"]) for row in encoded_rows]
+        order = sorted(range(len(encoded_rows)), key=lambda index: sizes[index], reverse=True)
+        return [encoded_rows[index] for index in order]
+
     fit = None
     if training.batch_size == "auto":
         target = auto_rules.effective_batch(train_rows, task).value
+        longest = longest_rows()
         fit = MemoryFit(
             lambda b: run_probe(b, longest[: b * 2] or encoded_rows), free_memory_bytes(device), target
         )
@@ -213,7 +228,7 @@ def choose_training(
                 task,
                 fit,
                 cheaper=cheaper_alternative(method.name, max_seq_len),
-                max_micro=micro_batch_cap(device, max_seq_len),
+                max_micro=micro_batch_cap(device, max_seq_len * (2 if preference else 1)),
             )
         )
         split = found["training.batch_size"]

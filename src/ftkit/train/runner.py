@@ -21,10 +21,9 @@ from ftkit.evaluation import answers
 from ftkit.evaluation.evaluate import evaluate_model
 from ftkit.methods.base import Method
 from ftkit.methods.catalog import get_method
-from ftkit.recipe import auto_rules
 from ftkit.recipe.auto_rules import Choice
 from ftkit.recipe.load import LoadedRecipe
-from ftkit.recipe.resolve import config_hash, data_only_choices, resolve_recipe
+from ftkit.recipe.resolve import config_hash, resolve_recipe
 from ftkit.registry import testpoints
 from ftkit.tracking.session import Tracking
 from ftkit.train import auto_values, output_files
@@ -260,25 +259,23 @@ class _Run:
         )
         for note in [*plan.notes, *adjustments.notes]:
             self.event("note", note)
-        if recipe.task == "preference":  # no SFT rows to probe with: the data-size rules
-            options = self.loaded.method_options.model_dump(mode="json")
-            chosen = data_only_choices(recipe, options, self.method, len(data.train))
-            chosen.pop("training.max_seq_len", None)
-            if "training.learning_rate" in chosen:  # the rule by the loaded model's size
-                chosen["training.learning_rate"] = auto_rules.learning_rate(
-                    self.method.name, parameters, recipe.task, self.method.default_learning_rate
+        chosen = auto_values.choose_training(
+            self.loaded,
+            self.method,
+            train_rows=len(data.train),
+            encoded_rows=train_rows,
+            model_params=parameters,
+            max_seq_len=self.max_seq_len,
+            num_labels=len(labels) if labels else None,
+            device=plan.device,
+            lengths=(  # pairs are not encoded here: measured as TRL tokenizes them
+                lambda: auto_values.token_lengths(
+                    data.train, tokenizer, recipe.task, recipe.data.train_on, self.max_seq_len
                 )
-        else:
-            chosen = auto_values.choose_training(
-                self.loaded,
-                self.method,
-                train_rows=len(data.train),
-                encoded_rows=train_rows,
-                model_params=parameters,
-                max_seq_len=self.max_seq_len,
-                num_labels=len(labels) if labels else None,
-                device=plan.device,
             )
+            if recipe.task == "preference"
+            else None,
+        )
         for key, choice in chosen.items():
             self.choose(key, choice)
         if "method.r" in chosen:  # prepare() below builds the adapter at the chosen rank
