@@ -5,6 +5,7 @@ as the CLI records them, stopping a job (interrupted), and jobs surviving a serv
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -241,12 +242,18 @@ def test_the_plan_is_tune_dry_run_and_the_job_records_its_recipe(server, tune_bo
     )  # where `ftkit tune` run there puts it
 
 
-def test_plan_and_job_refuse_a_model_that_is_not_there(server, uploaded, home):
+def test_missing_or_special_paths_and_models_are_refused(server, uploaded, home):
     for path in ("/api/plan", "/api/jobs"):
         status, body = call(server, "POST", path, {"data": uploaded["id"], "model": str(home / "nothing")})
         assert status == 400 and "no such folder" in body["error"]
     status, body = call(server, "POST", "/api/jobs", {"data": "--registry=/tmp", "model": "x"})
-    assert status == 400
+    assert status == 400 and "cannot start with '-'" in body["error"]
+    status, body = call(server, "POST", "/api/data/check", {"path": str(home / "missing.jsonl")})
+    assert status == 400 and "no such file" in body["error"]
+    fifo = home / "pipe.jsonl"
+    os.mkfifo(fifo)
+    status, body = call(server, "POST", "/api/data/check", {"path": str(fifo)})
+    assert status == 400 and "not a regular file" in body["error"]
 
 
 def test_recent_models_count_the_registry_runs(server, finished_job, tiny_model_dir):

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ftkit.data.readers import refuse_special_file
 from ftkit.errors import DataError, ExitCode, FtkitError, ModelError, UsageError
 from ftkit.ui import jobs, uploads
 from ftkit.ui.errors import NotFound
@@ -88,6 +89,7 @@ def data_path(settings: UiSettings, value: str) -> Path:
             f"{value}: no such file or folder on this machine ({path})",
             hint="give the data file's full path, or upload it",
         )
+    refuse_special_file(path)  # a FIFO or a device would hold a server thread forever
     return path.resolve()
 
 

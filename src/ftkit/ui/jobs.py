@@ -76,7 +76,8 @@ def ensure_registry(settings: UiSettings) -> None:
     if before != after and before.is_dir():
         after.mkdir(parents=True, exist_ok=True)
         for entry in before.iterdir():
-            os.replace(entry, after / entry.name)
+            with contextlib.suppress(OSError):  # another request moving it at the same moment
+                os.replace(entry, after / entry.name)
         with contextlib.suppress(OSError):
             before.rmdir()
 
