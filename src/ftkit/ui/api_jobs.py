@@ -39,8 +39,9 @@ from ftkit.ui.errors import NotFound
 from ftkit.ui.settings import UiSettings
 
 PLAN_TIMEOUT_S = 900
-OVERRIDE = re.compile(r"^[A-Za-z_][\w.\[\]-]*=[^\r\n\x00]*$")
-METHOD = re.compile(r"^[A-Za-z0-9][\w-]*$")
+# `--set`'s KEY=VALUE (spaces around the key allowed, as the CLI strips them)
+OVERRIDE = re.compile(r"^ *[A-Za-z_][\w.\[\]-]* *=[^\r\n\x00]*\Z")
+METHOD = re.compile(r"^[A-Za-z0-9][\w-]*\Z")
 
 
 async def _body(request: Request) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from ftkit.ui.errors import NotFound
 from ftkit.ui.settings import UiSettings, ui_home
 
 FOLDER = "jobs"
-JOB_ID = re.compile(r"^job-\d{8}-\d{6}-[0-9a-f]{6}$")
+JOB_ID = re.compile(r"^job-\d{8}-\d{6}-[0-9a-f]{6}\Z")
 FINAL = ("succeeded", "failed", "interrupted")
 LOG_LINES = 40
 STOPPED_CODES = (ExitCode.INTERRUPTED, -signal.SIGTERM, -signal.SIGINT)

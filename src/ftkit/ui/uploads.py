@@ -30,7 +30,7 @@ FOLDER = "uploads"
 FIELD = "file"
 HEADER_ROOM = 64 * 1024  # multipart boundaries and part headers around the file's bytes
 NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}\Z")
 MAX_NAME = 120
 
 
