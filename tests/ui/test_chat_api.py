@@ -20,6 +20,7 @@ from ftkit.cli.app import app
 from tests.conftest import build_tokenizer, chat_rows, classification_rows, write_jsonl, write_recipe
 from tests.ui.conftest import start_ui, stop_ui
 
+pytestmark = pytest.mark.slow  # the module trains three tiny runs
 MAX_NEW = 24
 FIRST, SECOND = "what is the color of the cat", "and the owl"
 
