@@ -71,7 +71,12 @@ export async function render(main, params) {
   };
   pathButton.addEventListener("click", checkPath);
   pathInput.addEventListener("keydown", (e) => { if (e.key === "Enter") checkPath(); });
-  modelInput.addEventListener("input", ready);
+  const stalePlan = () => {
+    if (planBox.querySelector(".plan")) planBox.replaceChildren(el("p", { class: "muted" }, "Changed: show the plan again."));
+    ready();
+  };
+  for (const input of [modelInput, methodSelect, overrides]) input.addEventListener("input", stalePlan);
+  methodSelect.addEventListener("change", stalePlan);
 
   planButton.addEventListener("click", async () => {
     planButton.disabled = true;

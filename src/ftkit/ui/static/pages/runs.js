@@ -105,16 +105,19 @@ export async function render(main, params) {
     COLUMNS.map(([key, label]) => {
       const active = state.sort === key;
       const text = key === "metric" ? state.metric || label : label;
+      const sortBy = () => {
+        state.order = active && state.order === "desc" ? "asc" : active ? "desc" : key === "name" ? "asc" : "desc";
+        state.sort = key;
+        syncUrl();
+        draw();
+      };
       return el("th", {
         class: `sortable${active ? " sorted" : ""}`,
         "data-sort": key,
+        tabindex: 0,
         "aria-sort": active ? (state.order === "asc" ? "ascending" : "descending") : "none",
-        onclick: () => {
-          state.order = active && state.order === "desc" ? "asc" : active ? "desc" : key === "name" ? "asc" : "desc";
-          state.sort = key;
-          syncUrl();
-          draw();
-        },
+        onclick: sortBy,
+        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(); } },
       }, text, active ? (state.order === "asc" ? " ▲" : " ▼") : "");
     })));
 
