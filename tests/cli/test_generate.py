@@ -107,12 +107,13 @@ def test_unknown_runs_runs_without_weights_and_classifiers_are_refused(runs, tmp
     from ftkit.registry.records import RunRecord, now_iso
     from ftkit.registry.store import RunRegistry
 
-    with RunRegistry.open(runs.registry, create=False) as registry:
+    broken = tmp_path / "broken-registry"  # its own registry: the shared one's @latest stays the runs' own
+    with RunRegistry.open(broken, create=True) as registry:
         run_id = registry.new_run_id()
         registry.commit_run(RunRecord(run_id=run_id, status="failed", name="broke-early", method="lora",
                                       started_at=now_iso(), ended_at=now_iso(), error="CUDA out of memory",
                                       output_dir=str(tmp_path / "never-written")), artifacts=[])  # fmt: skip
-    no_weights = cli(run_id, "--registry", str(runs.registry), "--prompt", "hi")
+    no_weights = cli(run_id, "--registry", str(broken), "--prompt", "hi")
     assert no_weights.exit_code == 2
     assert f"run {run_id} broke-early (failed) has no saved weights" in no_weights.stderr
     assert "CUDA out of memory" in no_weights.stderr and f"ftkit rerun {run_id}" in no_weights.stderr
