@@ -39,7 +39,7 @@ export function checkView(report) {
       el("strong", { class: ok ? "better" : "worse" }, ok ? "Ready to train. " : report.errors ? `${fmt(report.errors)} error${report.errors === 1 ? "" : "s"}: fix them before training. ` : "Not trainable as it is. "),
       `${fmt(report.rows)} rows (${fmt(report.valid_rows)} valid), ${report.format || "?"} format (${report.format_reason || ""})`,
       task ? el("span", { "data-testid": "detected-task" }, `; task ${task}`) : null,
-      taskError ? el("span", { class: "worse", "data-testid": "task-error" }, `; no task detected: ${taskError.message || taskError.error || ""} ${taskError.hint || ""}`) : null,
+      taskError && !report.errors ? el("span", { class: "worse", "data-testid": "task-error" }, `; no task detected: ${taskError.message || taskError.error || ""} ${taskError.hint || ""}`) : null,
       `; ${fmt(report.warnings ?? warnings.length)} warning${warnings.length === 1 ? "" : "s"}.`),
     errors.length ? el("div", {}, el("h3", {}, "Errors"), problemsTable(errors, "data-errors")) : null,
     warnings.length ? el("details", { "data-testid": "data-warnings" },
