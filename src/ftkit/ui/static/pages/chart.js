@@ -58,7 +58,8 @@ export function lineChart(series, { testid, title, xLabel = "step", empty = "no 
     axes.append(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: py(y), y2: py(y), class: "grid" }));
     axes.append(svg("text", { x: PAD.left - 6, y: py(y) + 4, "text-anchor": "end" }, fmt(y)));
   }
-  const xTicks = ticks(x0, x1).map((x) => (x1 - x0 >= 4 ? Math.round(x) : x));
+  const integral = xs.every(Number.isInteger);
+  const xTicks = ticks(x0, x1).map((x) => (integral || x1 - x0 >= 4 ? Math.round(x) : x));
   for (const x of [...new Set(xTicks)]) {
     axes.append(svg("line", { x1: px(x), x2: px(x), y1: H - PAD.bottom, y2: H - PAD.bottom + 4, class: "tick" }));
     axes.append(svg("text", { x: px(x), y: H - PAD.bottom + 16, "text-anchor": "middle" }, fmt(x)));
