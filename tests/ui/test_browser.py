@@ -224,7 +224,7 @@ def test_compare_two_runs_picked_in_the_table(runs, page, server, shots):
     screenshot(page, shots, "compare")
 
 
-def test_playground_streams_answers_from_tuned_and_base(runs, page, server, shots):
+def test_playground_streams_answers_from_tuned_base_and_another_run(runs, page, server, shots):
     from playwright.sync_api import expect
 
     page.goto(f"{server.url}/playground?a={runs['tuned']}")
@@ -237,6 +237,14 @@ def test_playground_streams_answers_from_tuned_and_base(runs, page, server, shot
         expect(answer).to_have_attribute("data-done", "true", timeout=120_000)
         assert int(answer.get_attribute("data-tokens")) > 0
     screenshot(page, shots, "playground")
+    page.get_by_test_id("compare-base").uncheck()
+    page.get_by_test_id("run-b").select_option(runs["xss"])  # two runs side by side
+    page.get_by_test_id("prompt").fill("what is the color of the owl")
+    page.get_by_test_id("send").click()
+    for testid in ("answer-a", "answer-b"):
+        expect(page.get_by_test_id(testid)).to_have_attribute("data-done", "true", timeout=120_000)
+    expect(page.get_by_test_id("answer-a-base")).to_have_count(0)
+    screenshot(page, shots, "playground-two-runs")
 
 
 def test_a_review_suggestion_starts_the_next_run(runs, page, server, shots):
