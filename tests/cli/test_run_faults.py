@@ -34,7 +34,9 @@ def _registry_with_one_run(tmp_path: Path) -> tuple[Path, str, str]:
     return root, record.run_id, tree
 
 
-def _start(recipe: Path, root: Path, *extra: str, pause: str | None = None) -> subprocess.Popen:
+def _start(
+    recipe: Path, root: Path, *extra: str, pause: str | None = None, session: bool = False
+) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", FTKIT_TEST_PAUSE_AT=pause or "")
     return subprocess.Popen(
         [sys.executable, "-m", "ftkit", "run", str(recipe), "--json", "--registry", str(root), *extra],
@@ -42,6 +44,7 @@ def _start(recipe: Path, root: Path, *extra: str, pause: str | None = None) -> s
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        start_new_session=session,
     )
 
 
@@ -156,6 +159,35 @@ def test_sigterm_mid_training_saves_records_interrupted_and_exits_130(tmp_path, 
     runs, _ = _runs_json(root)
     assert runs[payload["run_id"]]["status"] == "interrupted"
     assert git(root, "rev-parse", f"main:runs/{earlier}").strip() == tree
+    _fsck_clean(root)
+
+
+def test_ctrl_c_in_a_terminal_reaches_gits_helpers_too_and_the_run_is_still_recorded(tmp_path, recipe_file):
+    # A terminal's Ctrl-C signals the whole foreground process group: GitPython's `git cat-file` helpers die with
+    # ftkit, and the final commit must not depend on them (it left the record pending before).
+    root, earlier, tree = _registry_with_one_run(tmp_path)
+    process = _start(
+        recipe_file,
+        root,
+        "--set",
+        "training.max_steps=100000",
+        "--set",
+        "training.logging_steps=1",
+        session=True,
+    )
+    seen = _read_until(process, lambda line: line.startswith("step "))
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 130, seen + stderr
+    assert "Traceback" not in stderr and "pending" not in stderr, stderr
+    payload = json.loads(stdout)
+    runs = {
+        line.split("/")[1]
+        for line in git(root, "ls-tree", "--name-only", "-r", "main").split()
+        if "/run.json" in line
+    }
+    assert payload["run_id"] in runs  # committed by this process, not left for the next command
+    assert json.loads(git(root, "show", f"main:runs/{payload['run_id']}/run.json"))["status"] == "interrupted"
     _fsck_clean(root)
 
 

@@ -192,7 +192,7 @@ class RunRegistry:
         gives the rows of files already stored (a pending run's, pending.py). Secrets are scrubbed.
         Safe to call from many processes at once.
         """
-        return lifecycle.finish(self, record, artifacts)
+        return self.finish_run(record, artifacts)
 
     def start_run(self, record: RunRecord) -> str:
         """Commit `record` as a `running` run before its model loads (lifecycle.py); returns the commit sha."""
@@ -205,7 +205,14 @@ class RunRegistry:
 
     def finish_run(self, record: RunRecord, artifacts: list[dict] | None = None) -> str:
         """Replace a run's folder with its final record (succeeded, failed, interrupted); see `commit_run`."""
-        return lifecycle.finish(self, record, artifacts)
+        try:
+            return lifecycle.finish(self, record, artifacts)
+        except (BrokenPipeError, ConnectionResetError):
+            # A terminal's Ctrl-C signals the whole process group, so GitPython's persistent `git cat-file` helpers
+            # died with the run: start fresh ones and record again (nothing was written: the commit is a
+            # compare-and-swap of the branch tip).
+            gitops.close(self.repo)
+            return lifecycle.finish(self, record, artifacts)
 
     def resume_run(self, run_id: str) -> dict:
         """Make an interrupted, failed or lost run `running` again in this process, under the same id; returns its
