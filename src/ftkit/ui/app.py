@@ -1,6 +1,6 @@
 """The Starlette application of `ftkit ui`: the page shell, the static files and the JSON API.
 
-Every page URL (/, /runs, /runs/<id>, /compare, /new, /playground, /jobs) answers with the shell
+Every page URL (/, /runs, /runs/<id>, /compare, /new, /playground) answers with the shell
 `static/index.html`, which carries the server's write token in a meta tag; the shell's script draws the page from
 `/api/...`. The API lives in the modules named by API_MODULES, each exposing `routes() -> list[Route]`; a route
 reads the server's settings from `request.app.state.settings`. An FtkitError raised by a route becomes a JSON
@@ -31,7 +31,7 @@ from ftkit.ui.security import SecurityMiddleware
 from ftkit.ui.settings import UiSettings
 
 STATIC = Path(__file__).parent / "static"
-PAGES = ("/runs", "/runs/{rest:path}", "/compare", "/new", "/playground", "/jobs")
+PAGES = ("/runs", "/runs/{rest:path}", "/compare", "/new", "/playground")
 API_MODULES: tuple[str, ...] = ("ftkit.ui.api_runs", "ftkit.ui.api_chat", "ftkit.ui.api_jobs")
 
 
