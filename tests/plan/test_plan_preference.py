@@ -146,3 +146,23 @@ def test_estimate_is_near_a_real_runs_peak(tmp_path, broad_model_dir):
     peak = json.loads(ran.stdout)["metrics"]["train.peak_memory_mb"] * 2**20
     assert 0.67 < full["memory"]["total"] / peak < 1.5, (full["memory"], peak)
     assert 0.67 < full["predicted_bytes"] / peak < 1.5, (full["predicted_bytes"], peak)
+
+
+def test_batch_size_auto_plans_the_micro_batch_the_run_chooses(tmp_path, tiny_model_dir):
+    # max_seq_len 512: the CPU cap of ~2,048 tokens per micro-batch allows 2 pairs (4 sequences), not 4 rows
+    rows = pair_rows(160)
+    recipe = preference_recipe(tmp_path, tiny_model_dir, "lora", rows=rows)
+    recipe.write_text(recipe.read_text().replace("batch_size: 2", "batch_size: auto\n  grad_accum: auto").replace(
+        "max_seq_len: 32", "max_seq_len: 512").replace("max_steps: 4", "max_steps: 1"))  # fmt: skip
+    document = json.loads(plan(recipe, "--candidates", "lora", "--probe-steps", "1", "--json").stdout)
+    run = CliRunner().invoke(app, ["run", str(recipe), "--json", "--registry", str(tmp_path / "reg")])
+    assert run.exit_code == 0, run.output
+    resolved = (Path(json.loads(run.stdout)["output_dir"]) / "resolved.yaml").read_text()
+    import yaml
+
+    training = yaml.safe_load(resolved)["training"]
+    assert (document["batch_size"], document["grad_accum"]) == (
+        training["batch_size"],
+        training["grad_accum"],
+    )
+    assert training["batch_size"] == 2048 // (2 * 512)  # the cap the run applied, worked out by hand

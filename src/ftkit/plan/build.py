@@ -265,11 +265,13 @@ def _auto_micro_batch(
     probe_steps: int,
     device: str,
     auto_grad_accum: bool,
+    sequences_per_row: int = 1,
 ) -> tuple[int, int, Any, bool]:
     """The micro-batch and grad_accum the run's auto rule will choose for this candidate, the probe taken at
     that micro-batch if any, and whether not even batch 1 fits: the run's own MemoryFit (probes at 1, and 2 only when needed, extrapolated against
     90 % of free memory) behind the analytic estimate, so no batch the estimate rules out is ever probed, and the
-    device's micro-batch cap (auto_rules.cpu_micro_batch_cap on a CPU)."""
+    device's micro-batch cap (auto_rules.cpu_micro_batch_cap on a CPU, over `sequences_per_row` sequences a row:
+    2 for a preference pair)."""
     from ftkit.recipe.resolve import batch_choices
     from ftkit.train.auto_values import MemoryFit, cheaper_alternative, micro_batch_cap
 
@@ -289,7 +291,7 @@ def _auto_micro_batch(
             plan.task,
             fits,
             cheaper=cheaper_alternative(candidate.method, plan.max_seq_len),
-            max_micro=micro_batch_cap(device, plan.max_seq_len),
+            max_micro=micro_batch_cap(device, plan.max_seq_len * sequences_per_row),
         )
     except FtkitError as error:  # not even one row per step fits
         candidate.notes.append(error.message)

@@ -10,8 +10,9 @@ What differs from a causal-lm plan, and why:
   (train/preference_run.py), a separate line of the estimate: the model's parameters again, in its load dtype.
   An adapter method's reference is the base with the adapter off, `reference: precompute` computes the reference
   log-probs once before training, and orpo/simpo have none: no copy.
-- The auto values are the data-size rules the run uses for pairs (no SFT batches to probe), and the probe runs the
-  trainer the run builds (train/preference_trainer.py) on the longest pairs.
+- The auto values are the run's: data-size rules, and for `batch_size: auto` the micro-batch the run's probes
+  choose (on a CPU capped by 2 × max_seq_len tokens per pair); the probe runs the trainer the run builds
+  (train/preference_trainer.py) on the longest pairs.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def build_preference_plan(
     from ftkit.data.render import ensure_chat_template
     from ftkit.data.token_stats import pair_lengths
     from ftkit.methods.catalog import get_method
-    from ftkit.plan.build import _skeleton, setup_candidate
+    from ftkit.plan.build import _adopt_batch, _auto_micro_batch, _skeleton, setup_candidate
     from ftkit.recipe.preference_config import PREFERENCE_METHODS
     from ftkit.recipe.resolve import data_only_choices
     from ftkit.train.auto_values import choose_max_seq_len
@@ -119,6 +120,7 @@ def build_preference_plan(
     runtime = rss_bytes() if hardware.device == "cpu" else 0
     longest = [pairs[i] for i in sorted(range(len(pairs)), key=lambda i: padded[i], reverse=True)]
     longest_padded = sorted(padded, reverse=True)
+    auto_batch = recipe.training.batch_size == "auto"
     names = list(dict.fromkeys([*([asked] if asked != "auto" else []), *(candidates or DEFAULT_CANDIDATES)]))
     for name in names:
         candidate = Candidate(name, batch_size=batch, grad_accum=accum)
@@ -141,54 +143,81 @@ def build_preference_plan(
         copy_bytes, candidate.reference = reference_cost(
             preference, method, facts.total_params, decided.precision
         )
-        candidate.memory = estimate_memory(
-            # DPO's fused LM head scores tokens in tiles: no full-vocabulary logits (the module doc)
-            dataclasses.replace(facts, vocab=0) if preference.objective == "dpo" else facts,
-            method=method,
-            trainable=trainable,
-            batch_size=2 * batch,  # chosen and rejected in one forward
-            max_seq_len=max_len,
-            precision=decided.precision,
-            gradient_checkpointing=decided.gradient_checkpointing,
-            runtime=runtime or (DEFAULT_RUNTIME_BYTES if hardware.device == "cpu" else 0),
-        )
-        candidate.memory.reference = copy_bytes
+
+        def estimate(
+            micro: int, method=method, trainable=trainable, decided=decided, copy_bytes=copy_bytes
+        ) -> Any:
+            memory = estimate_memory(
+                # DPO's fused LM head scores tokens in tiles: no full-vocabulary logits (the module doc)
+                dataclasses.replace(facts, vocab=0) if preference.objective == "dpo" else facts,
+                method=method,
+                trainable=trainable,
+                batch_size=2 * micro,  # chosen and rejected in one forward
+                max_seq_len=max_len,
+                precision=decided.precision,
+                gradient_checkpointing=decided.gradient_checkpointing,
+                runtime=runtime or (DEFAULT_RUNTIME_BYTES if hardware.device == "cpu" else 0),
+            )
+            memory.reference = copy_bytes
+            return memory
+
+        def run_probe(
+            micro: int, steps: int = max(1, probe_steps), name=name, options=options, settings=settings
+        ) -> Any:
+            rows = longest[: micro * (steps + DEFAULT_WARMUP)]
+            progress(f"probing {name}: {steps} preference steps at {micro} pairs × {max_len} tokens")
+            return probe_preference_step(
+                recipe.model,
+                method=name,
+                method_options=options.model_dump(mode="json"),
+                preference=preference.model_dump(),
+                batch_size=micro,
+                max_seq_len=max_len,
+                steps=steps,
+                rows=rows,
+                training={**{k: v for k, v in settings.items() if v != "auto"}, "grad_accum": 1},
+                base_dir=base,
+                tokens_per_step=round(
+                    2 * batch_tokens(longest_padded[: len(rows)], micro, False, recipe.training.seed)
+                ),
+            )
+
+        micro, micro_accum, probe, unfit = batch, accum, None, False
+        if (
+            auto_batch
+        ):  # as the run's rule sizes it: probes of preference steps, 2 sequences per pair on the cap
+            micro, micro_accum, probe, unfit = _auto_micro_batch(
+                candidate, plan, estimate, run_probe, probe_steps, hardware.device,
+                recipe.training.grad_accum == "auto", sequences_per_row=2,
+            )  # fmt: skip
+        candidate.batch_size, candidate.grad_accum = micro, micro_accum
+        candidate.memory = estimate(micro)
         candidate.predicted_bytes = candidate.memory.total
-        candidate.fits = candidate.predicted_bytes <= free
+        candidate.fits = candidate.predicted_bytes <= free and not unfit
         if not candidate.fits or probe_steps < 1:
             continue
-        rows = longest[: batch * (probe_steps + DEFAULT_WARMUP)]
-        probe_tokens = 2 * batch_tokens(longest_padded[: len(rows)], batch, False, recipe.training.seed)
-        progress(f"probing {name}: {probe_steps} preference steps at {batch} pairs × {max_len} tokens")
-        probe = probe_preference_step(
-            recipe.model,
-            method=name,
-            method_options=options.model_dump(mode="json"),
-            preference=preference.model_dump(),
-            batch_size=batch,
-            max_seq_len=max_len,
-            steps=probe_steps,
-            rows=rows,
-            training={**{k: v for k, v in settings.items() if v != "auto"}, "grad_accum": 1},
-            base_dir=base,
-            tokens_per_step=round(probe_tokens),
-        )
+        probe = probe or run_probe(micro)
         candidate.probe = probe.to_dict()
         candidate.memory.basis = f"measured by the probe ({probe.memory_measure})"
         candidate.predicted_bytes = probe.peak_memory_bytes + (
             probe.baseline_bytes if hardware.device == "cpu" else 0
         )
         candidate.fits = candidate.predicted_bytes <= free
-        tokens = 2 * batch_tokens(padded, batch, False, recipe.training.seed)
+        tokens = 2 * batch_tokens(padded, micro, False, recipe.training.seed)
         scale = tokens / probe.tokens_per_step if probe.tokens_per_step else 1.0
-        candidate.seconds_per_step = round(probe.seconds_per_step * accum * scale, 3)
-        candidate.run_seconds = round(candidate.seconds_per_step * planned, 1)
+        steps_planned = math.ceil(epochs * math.ceil(math.ceil(len(pairs) / micro) / micro_accum))
+        if recipe.training.max_steps:
+            steps_planned = min(steps_planned, recipe.training.max_steps)
+        candidate.seconds_per_step = round(probe.seconds_per_step * micro_accum * scale, 3)
+        candidate.run_seconds = round(candidate.seconds_per_step * steps_planned, 1)
         candidate.notes.append(
-            f"{probe.steps_probed} preference steps probed at {batch} pairs (2 × {batch} sequences) × {max_len} "
+            f"{probe.steps_probed} preference steps probed at {micro} pairs (2 × {micro} sequences) × {max_len} "
             f"tokens (the longest pairs): {probe.seconds_per_step:.3g} s/step; a run's average step holds "
             f"{tokens:,.0f} tokens ({probe.tokens_per_step:,} in a probe step)"
         )
     choose(plan)
+    if auto_batch:
+        _adopt_batch(plan, auto, epochs, recipe.training.max_steps)
     return plan
 
 
