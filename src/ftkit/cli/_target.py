@@ -32,4 +32,3 @@ def load_for_generation(source: Any, command: str, out: Any) -> Any:
     """Load a located target for text generation (`ftkit.conversation.load_for_generation`); notes go through
     `out`."""
     return shared_load_for_generation(source, command, out.warn)
-
