@@ -194,23 +194,14 @@ def build_plan(
         if not candidate.fits or probe_steps < 1:
             continue
         probe = probe or run_probe(micro)
-        candidate.probe = probe.to_dict()
-        measured = probe.peak_memory_bytes + (probe.baseline_bytes if hardware.device == "cpu" else 0)
-        candidate.memory.basis = f"measured by the probe ({probe.memory_measure})"
-        candidate.predicted_bytes = measured
-        candidate.fits = measured <= free
-        tokens = batch_tokens(lengths, micro, decided.padding_free, recipe.training.seed)
-        scale = tokens / probe.tokens_per_step if probe.tokens_per_step else 1.0
-        per_epoch = math.ceil(math.ceil(len(encoded.train) / micro) / micro_accum)
-        steps_planned = math.ceil(epochs * per_epoch)
-        if recipe.training.max_steps:
-            steps_planned = min(steps_planned, recipe.training.max_steps)
-        candidate.seconds_per_step = round(probe.seconds_per_step * micro_accum * scale, 3)
-        candidate.run_seconds = round(candidate.seconds_per_step * steps_planned, 1)
-        candidate.notes.append(
-            f"{probe.steps_probed} steps probed at batch {micro} × {max_len} tokens (the longest rows): "
-            f"{probe.seconds_per_step:.3g} s/step; a run's average step holds {tokens:,.0f} tokens "
-            f"({probe.tokens_per_step:,} in a probe step)"
+        adopt_probe(
+            candidate,
+            probe,
+            free=free,
+            device=hardware.device,
+            tokens=batch_tokens(lengths, micro, decided.padding_free, recipe.training.seed),
+            steps=planned_steps(len(encoded.train), micro, micro_accum, epochs, recipe.training.max_steps),
+            what=f"{probe.steps_probed} steps probed at batch {micro} × {max_len} tokens (the longest rows)",
         )
     choose(plan)
     if auto_batch:
@@ -255,6 +246,31 @@ def setup_candidate(
     candidate.notes = [*decided.notes, *adjustments.notes, *load_notes]
     trainable = trainable_params(recipe.model, loaded.base_dir, method, options, model_task, num_labels)
     return method, options, settings, decided, trainable
+
+
+def planned_steps(rows: int, micro: int, accum: int, epochs: float, max_steps: int | None) -> int:
+    """Optimizer steps of a run over `rows` at micro-batch × grad_accum for `epochs`, capped by max_steps."""
+    steps = math.ceil(epochs * math.ceil(math.ceil(rows / micro) / accum))
+    return min(steps, max_steps) if max_steps else steps
+
+
+def adopt_probe(
+    candidate: Candidate, probe: Any, *, free: int, device: str, tokens: float, steps: int, what: str
+) -> None:
+    """Replace the candidate's estimate with what its probe measured: the peak (plus the baseline on a CPU, where
+    the probe counts what it added), and the run's time from the probe's seconds per step scaled to a run's average
+    `tokens` per micro-batch, × grad_accum × `steps`."""
+    candidate.probe = probe.to_dict()
+    candidate.memory.basis = f"measured by the probe ({probe.memory_measure})"
+    candidate.predicted_bytes = probe.peak_memory_bytes + (probe.baseline_bytes if device == "cpu" else 0)
+    candidate.fits = candidate.predicted_bytes <= free
+    scale = tokens / probe.tokens_per_step if probe.tokens_per_step else 1.0
+    candidate.seconds_per_step = round(probe.seconds_per_step * candidate.grad_accum * scale, 3)
+    candidate.run_seconds = round(candidate.seconds_per_step * steps, 1)
+    candidate.notes.append(
+        f"{what}: {probe.seconds_per_step:.3g} s/step; a run's average step holds {tokens:,.0f} tokens "
+        f"({probe.tokens_per_step:,} in a probe step)"
+    )
 
 
 def _auto_micro_batch(

@@ -42,7 +42,14 @@ def build_preference_plan(
     from ftkit.data.render import ensure_chat_template
     from ftkit.data.token_stats import pair_lengths
     from ftkit.methods.catalog import get_method
-    from ftkit.plan.build import _adopt_batch, _auto_micro_batch, _skeleton, setup_candidate
+    from ftkit.plan.build import (
+        _adopt_batch,
+        _auto_micro_batch,
+        _skeleton,
+        adopt_probe,
+        planned_steps,
+        setup_candidate,
+    )
     from ftkit.recipe.preference_config import PREFERENCE_METHODS
     from ftkit.recipe.resolve import data_only_choices
     from ftkit.train.auto_values import choose_max_seq_len
@@ -197,23 +204,15 @@ def build_preference_plan(
         if not candidate.fits or probe_steps < 1:
             continue
         probe = probe or run_probe(micro)
-        candidate.probe = probe.to_dict()
-        candidate.memory.basis = f"measured by the probe ({probe.memory_measure})"
-        candidate.predicted_bytes = probe.peak_memory_bytes + (
-            probe.baseline_bytes if hardware.device == "cpu" else 0
-        )
-        candidate.fits = candidate.predicted_bytes <= free
-        tokens = 2 * batch_tokens(padded, micro, False, recipe.training.seed)
-        scale = tokens / probe.tokens_per_step if probe.tokens_per_step else 1.0
-        steps_planned = math.ceil(epochs * math.ceil(math.ceil(len(pairs) / micro) / micro_accum))
-        if recipe.training.max_steps:
-            steps_planned = min(steps_planned, recipe.training.max_steps)
-        candidate.seconds_per_step = round(probe.seconds_per_step * micro_accum * scale, 3)
-        candidate.run_seconds = round(candidate.seconds_per_step * steps_planned, 1)
-        candidate.notes.append(
-            f"{probe.steps_probed} preference steps probed at {micro} pairs (2 × {micro} sequences) × {max_len} "
-            f"tokens (the longest pairs): {probe.seconds_per_step:.3g} s/step; a run's average step holds "
-            f"{tokens:,.0f} tokens ({probe.tokens_per_step:,} in a probe step)"
+        adopt_probe(
+            candidate,
+            probe,
+            free=free,
+            device=hardware.device,
+            tokens=2 * batch_tokens(padded, micro, False, recipe.training.seed),
+            steps=planned_steps(len(pairs), micro, micro_accum, epochs, recipe.training.max_steps),
+            what=f"{probe.steps_probed} preference steps probed at {micro} pairs (2 × {micro} sequences) × "
+            f"{max_len} tokens (the longest pairs)",
         )
     choose(plan)
     if auto_batch:
