@@ -192,3 +192,13 @@ def test_run_with_format_text_warns_that_category_is_unused(tmp_path, tiny_model
     assert result.exit_code == 0, result.output
     assert "column `category` is not used by the text format" in result.output
     assert "--format classification --columns label=category" in result.output
+
+
+def test_a_named_method_is_the_only_one_the_plan_probes(tmp_path, tiny_model_dir):
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(40, seed=5))
+    result = cli("tune", train, "--model", tiny_model_dir, "--method", "lora", "--dry-run", "--json",
+                 "--registry", tmp_path / "registry")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)["tune"]["plan"]
+    assert [c["method"] for c in plan["candidates"]] == ["lora"] and plan["candidates"][0]["probe"]
+    assert plan["recommended"] == "lora"

@@ -233,7 +233,8 @@ def _show_choice(output: Output, data: str, choice: Any) -> None:
 
 def _plan(output: Output, recipe_path: Path, overrides: list[str], method: str, json_mode: bool) -> Any:
     """The `ftkit plan` report for the generated recipe (memory and a measured probe per candidate method), shown
-    before training. With --method auto the plan recommends the method; a method that cannot fit, or no
+    before training. With --method auto the plan recommends the method among its candidates; a named method is
+    the only candidate (`ftkit plan` compares it with others); a method that cannot fit, or no
     candidate fitting, is a UsageError (exit 2) naming the cheaper alternatives, before the registry is touched."""
     from ftkit.cli.plan import show_plan
     from ftkit.plan.build import build_plan, refuse_unfit
@@ -242,9 +243,14 @@ def _plan(output: Output, recipe_path: Path, overrides: list[str], method: str, 
     loaded = load_recipe(recipe_path, overrides)
     if method == "auto":
         loaded.recipe.method.name = "auto"  # the plan chooses among its candidates
+    progress = lambda line: output.stderr.print(f"… {line}", markup=False)  # noqa: E731
+    # A method the user named is the only one probed, unless it cannot fit: then the others are planned to name them
     plan = build_plan(
-        loaded, progress=lambda line: output.stderr.print(f"… {line}", markup=False), refuse=False
+        loaded, candidates=None if method == "auto" else [method], progress=progress, refuse=False
     )
+    named = plan.candidate(method) if method != "auto" else None
+    if named is not None and not named.error and not named.fits:
+        plan = build_plan(loaded, progress=progress, refuse=False)
     if not json_mode:
         show_plan(output, plan)
     refuse_unfit(plan)
