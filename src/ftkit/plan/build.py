@@ -92,9 +92,7 @@ def build_plan(
     encoded = encode_rows(data, tokenizer, max_seq_len=max_len, train_on=recipe.data.train_on, labels=labels)
     stats, _problems = token_stats("train", data.train, tokenizer, max_len, recipe.data.train_on)
     steps_per_epoch = math.ceil(math.ceil(len(encoded.train) / batch) / accum)
-    planned = math.ceil(epochs * steps_per_epoch)
-    if recipe.training.max_steps:
-        planned = min(planned, recipe.training.max_steps)
+    planned = planned_steps(len(encoded.train), batch, accum, epochs, recipe.training.max_steps)
 
     progress(f"reading {recipe.model}")
     facts = model_facts(recipe.model, base, recipe.task, num_labels)

@@ -83,9 +83,7 @@ def build_preference_plan(
     ]
     padded = [max(chosen, rejected) for chosen, rejected in sequences]  # both sequences pad to the longer
     steps_per_epoch = math.ceil(math.ceil(len(pairs) / batch) / accum)
-    planned = math.ceil(epochs * steps_per_epoch)
-    if recipe.training.max_steps:
-        planned = min(planned, recipe.training.max_steps)
+    planned = planned_steps(len(pairs), batch, accum, epochs, recipe.training.max_steps)
 
     progress(f"reading {recipe.model}")
     facts = model_facts(recipe.model, base, "causal-lm")
