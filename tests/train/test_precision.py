@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ftkit.train.hardware import Hardware, plan_training
+from ftkit.train.hardware import Hardware, TrainingPlan, plan_training
 from ftkit.train.precision import (
     MIN_PARAMETERS,
     TOLERANCE,
@@ -140,6 +140,25 @@ def test_nothing_to_check_bf16_on_keeps_fp32_with_a_note():
     assert confirm_auto_bf16(plan, "auto", None, [], 0, 8, adapter=True) == {}
     assert plan.precision == "fp32"
     assert any("this run has none" in note for note in plan.notes)
+
+
+def test_auto_bf16_on_a_gpu_is_checked_against_fp32_too(mid_model_dir):
+    """`auto` picks bf16 on a bf16 GPU and confirms it with the same loss check (no GPU here: the plan says cuda,
+    the model stays on the CPU, so this covers the decision, not CUDA numerics)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(mid_model_dir)
+    rows, pad_id = _rows(mid_model_dir)
+    plan = TrainingPlan("cuda", "bf16", False, False, [])
+    metrics = confirm_auto_bf16(plan, "auto", model, rows, pad_id, 8, adapter=False, tolerance=1e-9)
+    assert plan.precision == "fp32" and "this GPU computes bf16 natively" in plan.notes[0]
+    assert metrics["precision.relative_difference"] > 1e-9
+    passing = TrainingPlan("cuda", "bf16", False, False, [])
+    confirm_auto_bf16(passing, "auto", model, rows, pad_id, 8, adapter=False)
+    assert passing.precision == "bf16" and "bf16 autocast — this GPU" in passing.notes[0]
+    nothing = TrainingPlan("cuda", "bf16", False, False, [])  # preference pairs: GPUs keep bf16, unchecked
+    assert confirm_auto_bf16(nothing, "auto", None, [], 0, 8, adapter=True) == {}
+    assert nothing.precision == "bf16" and "no fp32 check" in nothing.notes[0]
 
 
 def test_a_failing_check_falls_back_to_fp32_with_a_note(mid_model_dir):

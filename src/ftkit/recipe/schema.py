@@ -100,9 +100,9 @@ class TrainingConfig(_Strict):
     max_grad_norm: float = Field(1.0, gt=0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",
-        description="auto: bf16 on GPUs that support it (else fp16); on CPUs with native bf16 (AMX, AVX-512 "
-        "BF16, Arm BF16) bf16 autocast for models of 1M+ parameters once the first batches' loss agrees with "
-        "fp32 within 1e-2; fp32 otherwise.",
+        description="auto: bf16 on GPUs that support it (else fp16) and on CPUs with native bf16 (AMX, AVX-512 "
+        "BF16, Arm BF16; models of 1M+ parameters), once the first batches' loss agrees with fp32 within 1e-2; "
+        "fp32 otherwise.",
     )
     gradient_checkpointing: bool | Auto = Field(
         "auto", description="auto: on for GPUs and models over 1B parameters, off otherwise."

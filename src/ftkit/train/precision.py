@@ -146,13 +146,21 @@ def confirm_auto_bf16(
     adapter: bool,
     tolerance: float = TOLERANCE,
 ) -> dict[str, float]:
-    """When `auto` chose bf16 on a CPU, check the loss against fp32 and keep bf16 or fall back to fp32.
+    """When `auto` chose bf16 (a CPU or GPU that computes bf16 natively), check the loss against fp32 and keep bf16
+    or fall back to fp32.
 
     Updates `plan` (precision and notes) and returns the check's metrics (empty when nothing was checked). On
     success an adapter method's frozen base is stored in bf16, as with `training.precision: bf16`, so that the
     resolved recipe (which says bf16) reloads and re-runs the very same model.
     """
-    if requested != "auto" or plan.device != "cpu" or plan.precision != "bf16":
+    if requested != "auto" or plan.device not in ("cpu", "cuda") or plan.precision != "bf16":
+        return {}
+    hardware = "this GPU" if plan.device == "cuda" else "this CPU"
+    quantized = getattr(model, "hf_quantizer", None) is not None
+    if plan.device == "cuda" and (not rows or quantized):  # GPUs train these in bf16 as they always have
+        plan.notes.append(
+            "precision: bf16 autocast (this GPU computes bf16 natively; no fp32 check for this run)"
+        )
         return {}
     if not rows:  # bf16 is only used once checked: nothing to check it on (preference pairs) keeps fp32
         plan.precision = "fp32"
@@ -161,7 +169,7 @@ def confirm_auto_bf16(
             "to train in bf16)"
         )
         return {}
-    if getattr(model, "hf_quantizer", None) is not None:  # a 4-bit base computes in its own compute_dtype
+    if quantized:  # a 4-bit base on a CPU computes in its own compute_dtype
         plan.precision = "fp32"
         plan.notes.append(
             "precision: fp32 (a quantized base on a CPU computes in the method's compute_dtype)"
@@ -172,7 +180,7 @@ def confirm_auto_bf16(
     except Exception as error:  # a model whose ops refuse bf16 on this CPU trains in fp32
         plan.precision = "fp32"
         plan.notes.append(
-            f"precision: fp32 (auto would use bf16 on this CPU, but the bf16 check could not run: "
+            f"precision: fp32 (auto would use bf16 on {hardware}, but the bf16 check could not run: "
             f"{type(error).__name__}: {error}"[:300]
             + ")"
         )
@@ -184,13 +192,13 @@ def confirm_auto_bf16(
     if not check.passed:
         plan.precision = "fp32"
         plan.notes.append(
-            f"precision: fp32 — this CPU computes bf16 natively, but bf16 changes this model's loss too much "
+            f"precision: fp32 — {hardware} computes bf16 natively, but bf16 changes this model's loss too much "
             f"({figures}); set training.precision: bf16 to use it anyway"
         )
         return check.metrics()
     if adapter:
         _frozen_base_to_bf16(model)
-    plan.notes.append(f"precision: bf16 autocast — this CPU computes bf16 natively and {figures}")
+    plan.notes.append(f"precision: bf16 autocast — {hardware} computes bf16 natively and {figures}")
     return check.metrics()
 
 
