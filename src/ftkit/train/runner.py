@@ -192,6 +192,7 @@ class _Run:
         from transformers import set_seed
 
         from ftkit.train.model_loading import load_dtype, load_model, load_tokenizer, model_skeleton
+        from ftkit.train.packed_attention import attention_note, training_attention
         from ftkit.train.trainer import build_trainer
 
         recipe = self.recipe
@@ -336,7 +337,10 @@ class _Run:
             task=recipe.task,
             output_dir=self.output_dir,
         )
-        stopped = self.train_with(trainer, progress, stopper, result, resolved, lambda: evaluator.seconds)
+        with training_attention(model, plan.padding_free, device, plan.precision) as attention:
+            if attention:
+                self.event("note", attention_note(attention))
+            stopped = self.train_with(trainer, progress, stopper, result, resolved, lambda: evaluator.seconds)
         self.metrics.update(evaluator.metrics())
         model = trainer.model
         self.metrics.update(extras.finish(model, trainer.state.global_step, self.event))
