@@ -130,7 +130,8 @@ def distinct_rows(rows: list[dict]) -> list[dict]:
 
 
 def data_split(kind: str, train_rows: int, eval_rows: int, workdir: Path, seed: int = 0) -> Split:
-    """A deterministic sample of chatterbot-chat (chat) or GSM8K (completion): disjoint train and eval files.
+    """A deterministic sample of chatterbot-chat (chat), GSM8K (completion) or GSM8K as chat rows (gsm8k_chat):
+    disjoint train and eval files.
 
     Both sides of every comparison read these same files. Copies are dropped first (chatterbot-chat holds 899
     distinct conversations in 2,026 rows), so no eval row repeats a training row; then rows are shuffled once (the
@@ -140,6 +141,18 @@ def data_split(kind: str, train_rows: int, eval_rows: int, workdir: Path, seed: 
     rows = _read_jsonl(source)
     if kind == "chat":
         rows = [{"messages": row["messages"]} for row in rows]
+    elif (
+        kind == "gsm8k_chat"
+    ):  # GSM8K as chat rows: the question from the user, the worked answer from the assistant
+        rows = [
+            {
+                "messages": [
+                    {"role": "user", "content": row["question"]},
+                    {"role": "assistant", "content": row["answer"]},
+                ]
+            }
+            for row in rows
+        ]
     rows = distinct_rows(rows)
     random.Random(seed).shuffle(rows)
     if train_rows + eval_rows > len(rows):
@@ -150,7 +163,7 @@ def data_split(kind: str, train_rows: int, eval_rows: int, workdir: Path, seed: 
     return Split(
         _write_jsonl(base / "train.jsonl", train),
         _write_jsonl(base / "eval.jsonl", evaluation),
-        "chat" if kind == "chat" else "completion",
+        "completion" if kind == "completion" else "chat",
     )
 
 

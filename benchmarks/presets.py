@@ -79,6 +79,10 @@ class Preset:
     # step of 2 pairs runs 4 sequences plus the reference's forward, so 10 steps of 2 x 256 keep the three runs of
     # a repetition near 3 minutes on 2 cores.
     preference: TrainSize = TrainSize(batch_size=2, steps=10, max_seq_len=256)
+    # memory_scale: the issue's shape (GSM8K chat rows, batch 8 x 384); 3 steps keep a repetition of its three
+    # children near 3 minutes on 2 cores. `scale_shapes`: also train SmolLM2's 360M and 1.7B shapes (~10 minutes).
+    memory_scale: TrainSize = TrainSize(batch_size=8, steps=3, max_seq_len=384)
+    scale_shapes: bool = True
 
 
 SMALL = Preset(
@@ -141,6 +145,8 @@ SMOKE = Preset(
     eval_speed=EvalSpeedSize(rows=4, generate=2, batch_size=2, max_new_tokens=4),
     tracking=TrainSize(batch_size=2, steps=2, max_seq_len=64),
     preference=TrainSize(batch_size=2, steps=2, max_seq_len=128),
+    memory_scale=TrainSize(batch_size=2, steps=1, max_seq_len=128),
+    scale_shapes=False,
 )
 
 PRESETS = {preset.name: preset for preset in (SMALL, GPU, SMOKE)}

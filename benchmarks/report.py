@@ -25,6 +25,7 @@ ORDER = (
     "defaults",
     "precision",
     "memory",
+    "memory_scale",
     "efficiency",
     "methods",
     "tune_real",
@@ -60,8 +61,8 @@ SUMMARY = (
     ),  # fmt: skip
     (
         "defaults",
-        ("ratio_true",),
-        "ftkit defaults / TRL's true defaults (bf16 autocast, gradient checkpointing)",
+        ("ratio_true", "ratio_true_gsm8k"),
+        "ftkit defaults / TRL's true defaults (bf16 autocast, gradient checkpointing): chat · GSM8K",
     ),
     (
         "defaults",
