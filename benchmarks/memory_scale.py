@@ -6,8 +6,8 @@ model that trains with LoRA in 8 GB.
    exact, no gradient checkpointing on a CPU), plain TRL untouched (bf16 autocast, gradient checkpointing, padded,
    the model in its saved dtype), and ftkit with gradient checkpointing on (TRL's own setting, all else ftkit's).
    Peak RSS is each child's own (wait4): imports, model load, data, training, evaluation and saving.
-2. Models of SmolLM2's published shapes (360M, 1.7B; random weights, the 135M's tokenizer: memory does not depend
-   on the values) trained the same way by ftkit's defaults, one run each, from the smallest up; a model whose
+2. Models of SmolLM2's published shapes and file dtype (360M, 1.7B; bf16 safetensors with random weights and the
+   135M's tokenizer: memory does not depend on the values) trained the same way by ftkit's defaults, one run each, from the smallest up; a model whose
    defaults pass 8 GB is retried with gradient checkpointing on. The largest one under 8 GB is reported.
 """
 
@@ -62,7 +62,7 @@ for key, value in shape.items():
 config.head_dim = config.hidden_size // config.num_attention_heads
 torch.manual_seed(0)
 model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-model.save_pretrained(out)
+model.to(torch.bfloat16).save_pretrained(out)  # saved in bf16, as SmolLM2-360M and -1.7B are published
 print(sum(p.numel() for p in model.parameters()))
 """
 
