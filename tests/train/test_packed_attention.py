@@ -13,6 +13,7 @@ import pytest
 
 from ftkit.methods.catalog import get_method
 from ftkit.train import packed_attention
+from ftkit.train.hardware import PADDING_FREE_ARCHITECTURES
 from tests.conftest import chat_rows
 
 TOLERANCE = 1e-5
@@ -42,7 +43,7 @@ def logits_and_grads(model, batch: dict) -> tuple:
     return output.logits.detach(), output.loss.item(), grads
 
 
-@pytest.mark.parametrize("name", ["lora", "dora", "ia3", "full", "freeze"])
+@pytest.mark.parametrize("name", ["lora", "dora", "qlora", "ia3", "full", "freeze"])
 def test_per_sequence_attention_matches_the_padded_batch(wide_model_dir, name):
     """Logits of every real token, the loss and every trained parameter's gradient within 1e-5, GQA model."""
     import torch
@@ -81,6 +82,46 @@ def test_per_sequence_attention_matches_the_padded_batch(wide_model_dir, name):
     assert reference_grads.keys() == grads.keys() and grads
     for key, grad in grads.items():
         assert (reference_grads[key] - grad).abs().max().item() <= TOLERANCE, (name, key)
+
+
+@pytest.mark.parametrize("model_type", PADDING_FREE_ARCHITECTURES)
+def test_every_padding_free_architecture_is_exact_per_sequence(model_type):
+    """Each architecture `auto` trusts (Mistral without a sliding window) gives the padded batch's logits."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    extra = {"sliding_window": None} if model_type == "mistral" else {}
+    if model_type in ("qwen3", "gemma"):
+        extra["head_dim"] = 16
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=64,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        **extra,
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    lengths = [7, 12, 1, 9]
+    rows = [{"input_ids": list(range(5, 5 + length))} for length in lengths]
+    padded = DataCollatorForLanguageModeling(pad_token_id=0)(rows)
+    flat = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(rows)
+    with torch.no_grad():
+        reference = model(**padded, use_cache=False).logits
+        with packed_attention.training_attention(model, True, "cpu", "fp32") as used:
+            assert used == packed_attention.PACKED_ATTENTION
+            logits = model(**flat, use_cache=False).logits
+    start = 0
+    for row, length in enumerate(lengths):
+        difference = (reference[row, :length] - logits[0, start : start + length]).abs().max().item()
+        assert difference <= TOLERANCE, (model_type, row, difference)
+        start += length
 
 
 def test_a_packed_batch_builds_no_mask_and_a_padded_one_the_usual_mask(tiny_model_dir):

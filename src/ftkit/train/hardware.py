@@ -158,7 +158,9 @@ def plan_training(
 # where the model builds a block-diagonal mask from those position_ids. transformers' masking utils do so when no KV
 # cache is passed, for models whose forward calls create_causal_mask / create_sliding_window_causal_mask. Proven
 # (per-row logits and loss equal to the padded batch's) for these architectures and attention implementations by
-# tests/train/test_padding_free.py; anything else stays off under `auto`.
+# tests/train/test_padding_free.py; anything else stays off under `auto`. While training, sdpa models without a
+# sliding window attend per sequence instead of through that dense mask (train/packed_attention.py: the same
+# boundaries from position_ids, proven equal to padded batches, logits and gradients, in test_packed_attention.py).
 PADDING_FREE_ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3", "gemma")
 PADDING_FREE_ATTENTION = ("sdpa", "eager")
 
