@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             model = PeftModel.from_pretrained(base, str(folder)).to(device)
         else:
             model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).to(device)
-        scores = causal_lm_loss(model, rows, tokenizer.pad_token_id, args.batch_size, device)
+        scores = causal_lm_loss(
+            model, rows, tokenizer.pad_token_id, args.batch_size * args.max_seq_len, device
+        )
         scores["seconds"] = round(time.perf_counter() - started, 2)
         results[output] = scores
         if model is not base and hasattr(model, "unload") and model.peft_type == "LORA":

@@ -217,7 +217,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "plain": plain_generation,
         },
     }
-    causal_lm_loss(model, rows[:size], pad, size, device)  # warm-up
+    causal_lm_loss(model, rows[:size], pad, device=device)  # warm-up
     generate_samples(model, tokenizer, asked[:size], max_new_tokens=args.max_new_tokens, batch_size=size,
                      device=device)  # fmt: skip
     record: dict[str, Any] = {"device": device, "threads": torch.get_num_threads()}

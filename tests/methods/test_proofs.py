@@ -75,7 +75,7 @@ def test_method_learns_and_reloads_exactly(method, reloaded):
     # Save -> reload gives the same model: the reloaded model scores the eval set exactly as the trained
     # model did in the run, and its generations equal the run's own samples.
     rows = _eval_rows(run, trained.tokenizer)
-    loss = causal_lm_loss(trained.model, rows, trained.tokenizer.pad_token_id, 8)["loss"]
+    loss = causal_lm_loss(trained.model, rows, trained.tokenizer.pad_token_id)["loss"]
     assert loss == pytest.approx(metrics["eval.loss"], abs=1e-5)
     from ftkit.evaluation.generate import greedy_generate
 

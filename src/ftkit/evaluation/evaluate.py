@@ -65,7 +65,7 @@ def evaluate(
             if key.split(".")[0] in names and key != "confusion":
                 metrics[key] = value
         return Evaluation(metrics, [], report["confusion"])
-    scores = causal_lm_loss(model, rows, tokenizer.pad_token_id, settings.batch_size, device)
+    scores = causal_lm_loss(model, rows, tokenizer.pad_token_id, device=device)
     metrics = {key: value for key, value in scores.items() if key in names}
     samples: list[dict[str, Any]] = []
     if settings.generate:

@@ -13,23 +13,45 @@ def _batches(items: list[Any], size: int):
         yield items[start : start + size]
 
 
+# Padded tokens (rows x longest row) per evaluation batch: the activations of one forward pass scale with it, and
+# the loss itself never holds more than `chunked_loss.CHUNK_BYTES` of logits.
+EVAL_MAX_TOKENS = 4096
+
+
+def token_batches(examples: list[dict[str, list[int]]], max_tokens: int) -> list[list[dict[str, list[int]]]]:
+    """`examples` grouped, longest first, into batches of at most `max_tokens` padded tokens (rows x longest row;
+    a longer row is a batch of its own)."""
+    ordered = sorted(examples, key=lambda example: len(example["input_ids"]), reverse=True)
+    batches: list[list[dict[str, list[int]]]] = []
+    for example in ordered:
+        if batches and (len(batches[-1]) + 1) * len(batches[-1][0]["input_ids"]) <= max_tokens:
+            batches[-1].append(example)
+        else:
+            batches.append([example])
+    return batches
+
+
 def causal_lm_loss(
     model: Any,
     examples: list[dict[str, list[int]]],
     pad_token_id: int,
-    batch_size: int = 8,
+    max_tokens: int = EVAL_MAX_TOKENS,
     device: str = "cpu",
 ) -> dict[str, float]:
     """Mean cross-entropy over labelled tokens (labels != -100), and its perplexity.
 
-    Examples are dicts with `input_ids` and `labels`. Tokens are weighted equally across the whole set.
+    Examples are dicts with `input_ids` and `labels`, scored in batches of at most `max_tokens` padded tokens.
+    Tokens are weighted equally across the whole set. The loss is computed in chunks over the labelled positions
+    only (`ftkit.evaluation.chunked_loss`); models it does not apply to get the full logits.
     """
     import torch
 
+    from ftkit.evaluation.chunked_loss import chunked_head
+
     model.eval()
     total_loss, total_tokens = 0.0, 0
-    with torch.no_grad():
-        for batch in _batches(examples, batch_size):
+    with torch.no_grad(), chunked_head(model) as chunked:
+        for batch in token_batches(examples, max_tokens):
             length = max(len(example["input_ids"]) for example in batch)
             ids = torch.full((len(batch), length), pad_token_id, dtype=torch.long)
             labels = torch.full((len(batch), length), IGNORE_INDEX, dtype=torch.long)
@@ -39,7 +61,15 @@ def causal_lm_loss(
                 ids[row, :n] = torch.tensor(example["input_ids"])
                 labels[row, :n] = torch.tensor(example["labels"])
                 mask[row, :n] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+            # The first label is never a target; prompt tuning would score it from its last virtual token
+            labels[:, 0] = IGNORE_INDEX
+            inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device), "use_cache": False}
+            if chunked:
+                output = model(**inputs, labels=labels.to(device), fused_lm_head=True)
+                total_loss -= output.log_probs.sum().item()
+                total_tokens += int(output.label_mask.sum().item())
+                continue
+            logits = model(**inputs).logits
             logits = logits[:, -length:]  # prompt tuning prepends its virtual tokens' logits
             shift_logits = logits[:, :-1, :].float()
             shift_labels = labels[:, 1:].to(device)

@@ -125,7 +125,7 @@ class PeriodicEval:
 
         if self.task == "classification":
             return classification_metrics(model, self.rows, self.pad_token_id, self.batch_size, self.device)
-        return causal_lm_loss(model, self.rows, self.pad_token_id, self.batch_size, self.device)
+        return causal_lm_loss(model, self.rows, self.pad_token_id, device=self.device)
 
     def metrics(self) -> dict[str, Any]:
         """`train.*` metrics saying how many evaluations ran during training and what they cost."""

@@ -97,6 +97,11 @@ def build_trainer(
             processing_class=tokenizer,
             callbacks=callbacks,
         )
+        from ftkit.evaluation.chunked_loss import install
+
+        # TRL's fused LM head scores every position in large fp32 tiles on a CPU; this one scores only trained
+        # positions in small chunks. Where it cannot (an adapter on the LM head, scaled logits), TRL's stays.
+        install(trainer.model)
     return quiet_trainer(trainer)
 
 
