@@ -20,6 +20,7 @@ METHOD_OPTIONS = {
     "freeze": {"layers": 1, "modules": ["lm_head"]},
     "prompt": {"num_virtual_tokens": 4},
     "prefix": {"num_virtual_tokens": 4, "init": "random"},
+    "qlora": {"r": 4, "dropout": 0.0},
 }
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
 
@@ -35,17 +36,25 @@ def _model(directory, method: str, tied: bool = False):
             AutoConfig.from_pretrained(directory, tie_word_embeddings=True)
         )
         assert model.lm_head.weight is model.model.embed_tokens.weight
-    else:
-        model = AutoModelForCausalLM.from_pretrained(directory)
     chosen = get_method(method)
-    model = chosen.prepare(model, chosen.parse_options(METHOD_OPTIONS[method]), "causal-lm")
+    options = chosen.parse_options(METHOD_OPTIONS[method])
+    if not tied:  # qlora: 4-bit linear layers, the LM head kept in full precision
+        model = AutoModelForCausalLM.from_pretrained(directory, **chosen.model_load_kwargs(options, "cpu"))
+    model = chosen.prepare(model, options, "causal-lm")
     for name, parameter in model.named_parameters():
+        # adapters start as the identity; move them so that every gradient means something
         if parameter.requires_grad and ("lora_B" in name or "ia3_l" in name):
-            with (
-                torch.no_grad()
-            ):  # adapters start as the identity; move them so their gradients mean something
+            with torch.no_grad():
                 parameter.add_(0.1 * torch.randn_like(parameter))
     return model
+
+
+def _model_dir(request, method: str):
+    """The tiny Llama; for qlora the one whose widths fit bitsandbytes' 4-bit blocks."""
+    if method == "qlora":
+        pytest.importorskip("bitsandbytes")
+        return request.getfixturevalue("wide_model_dir")
+    return request.getfixturevalue("tiny_model_dir")
 
 
 def _batch(vocab: int, seed: int = 1):
@@ -78,8 +87,8 @@ def _gradients(model) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize(
     ("method", "tied"), [*((name, False) for name in METHOD_OPTIONS), ("full", True), ("freeze", True)]
 )
-def test_loss_and_gradients_equal_full_logits_cross_entropy(tiny_model_dir, method, tied):
-    model = _model(tiny_model_dir, method, tied)
+def test_loss_and_gradients_equal_full_logits_cross_entropy(request, method, tied):
+    model = _model(_model_dir(request, method), method, tied)
     model.train()
     vocab = model.get_output_embeddings().weight.shape[0]
     ids, mask, labels = _batch(vocab)
@@ -185,8 +194,8 @@ def _reference_eval_loss(model, rows) -> float:
 
 
 @pytest.mark.parametrize("method", list(METHOD_OPTIONS))
-def test_evaluation_loss_equals_full_logits_with_token_budget_batches(tiny_model_dir, method):
-    model = _model(tiny_model_dir, method)
+def test_evaluation_loss_equals_full_logits_with_token_budget_batches(request, method):
+    model = _model(_model_dir(request, method), method)
     rows = _eval_rows(model.get_output_embeddings().weight.shape[0])
     batches = token_batches(rows, 64)
     assert len(batches) > 3 and all(len(b) * len(b[0]["input_ids"]) <= 64 for b in batches if len(b) > 1)
