@@ -176,8 +176,8 @@ def packed_attention_applies(config: Any) -> bool:
 
 def attention_note(name: str) -> str:
     """What the run says about the padding-free attention it trains with."""
-    how = "the varlen kernel" if name == VARLEN_ATTENTION else "sdpa per sequence"
-    return f"padding-free attention: {name} ({how}; attends per sequence, no mask over the whole batch)"
+    how = "varlen kernel" if name == VARLEN_ATTENTION else "sdpa"
+    return f"padding-free attention: {name} ({how}: attends per sequence, no mask over the whole batch)"
 
 
 @contextmanager
