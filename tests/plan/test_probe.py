@@ -62,6 +62,27 @@ def test_analytic_memory_is_within_tolerance_of_the_measured_peak(broad_model_di
         max_seq_len=64,
         precision="fp32",
         runtime=0,
+        chunked_loss=True,  # the probe trains through the run's own trainer, with its chunked loss
     )
     measured = probe.peak_memory_bytes
     assert abs(estimate.training - measured) <= TOLERANCE * measured, (estimate.to_dict(), measured)
+
+
+def test_the_chunked_loss_bounds_the_loss_term_whatever_the_batch():
+    """SmolLM2-135M's shape: full logits cost 16 bytes per token and vocabulary entry (3 GB at 8 × 384); the chunked
+    loss holds a few 64 MB chunks at any batch, plus an fp32 LM-head gradient buffer when the head trains."""
+    from ftkit.methods.catalog import get_method
+    from ftkit.plan.estimate import ModelFacts, estimate_memory
+
+    facts = ModelFacts(134_515_008, 30, 576, 1536, 49_152, 0, 4, 0)
+    common = dict(trainable=4_884_480, max_seq_len=384, precision="bf16", runtime=0)
+    lora = get_method("lora")
+    full = estimate_memory(facts, method=lora, batch_size=8, **common)
+    small = estimate_memory(facts, method=lora, batch_size=1, chunked_loss=True, **common)
+    large = estimate_memory(facts, method=lora, batch_size=8, chunked_loss=True, **common)
+    logits = 8 * 384 * 16 * 49_152
+    assert full.activations - large.activations == logits - 3.5 * 64 * 2**20
+    per_token = (large.activations - small.activations) / (7 * 384)
+    assert per_token == 30 * (16 * 576 + 5 * 1536) * 2  # activations alone grow with the batch
+    head = estimate_memory(facts, method=get_method("full"), batch_size=8, chunked_loss=True, **common)
+    assert head.activations - large.activations == 49_152 * 576 * 4

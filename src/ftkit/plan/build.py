@@ -152,6 +152,7 @@ def build_plan(
             precision=decided.precision,
             gradient_checkpointing=decided.gradient_checkpointing,
             runtime=runtime or (DEFAULT_RUNTIME_BYTES if hardware.device == "cpu" else 0),
+            chunked_loss=recipe.task == "causal-lm",
         )
 
         def run_probe(

@@ -9,9 +9,12 @@ never re-derived here. A run's resident memory peaks in one of two phases:
 - training: weights, the bf16 copies autocast caches of trainable fp32 weights, fp32 gradients and AdamW's two
   fp32 states per trainable parameter, and the activations kept for the backward pass.
 
-Activations per token are `layers × (ACT_HIDDEN × hidden + ACT_INTERMEDIATE × intermediate) × element bytes` plus
-`LOGIT_BYTES × vocab` for the logits, their fp32 upcast, log-softmax and gradients (TRL also takes the entropy of
-the logits). The constants were fitted to probes of SmolLM2-135M and a 1.4M-parameter Llama on CPU (see
+Activations per token are `layers × (ACT_HIDDEN × hidden + ACT_INTERMEDIATE × intermediate) × element bytes`, plus
+the loss. A causal-LM SFT run computes its loss in chunks over the trained positions (ftkit.evaluation.chunked_loss):
+at most `LOSS_CHUNKS` chunks of `CHUNK_BYTES` fp32 logits at a time, whatever the batch, plus an fp32 gradient
+buffer of the LM head when it trains. Trainers that still build the full logits (classification heads, ORPO and
+SimPO) hold `LOGIT_BYTES × vocab` per token for the logits, their fp32 upcast, log-softmax and gradients. The
+constants were fitted to probes of SmolLM2-135M and a 1.4M-parameter Llama on CPU (see
 benchmarks/plan_accuracy.py for how far off the result is); `ftkit plan` replaces the estimate with a measured probe
 wherever it can run one.
 """
@@ -25,7 +28,11 @@ from typing import Any
 
 ACT_HIDDEN = 16  # saved tensors per token of hidden width: norms, q/k/v/o, rope, residuals, attention output
 ACT_INTERMEDIATE = 5  # saved tensors per token of MLP width: gate, up, activation, product, down input
-LOGIT_BYTES = 16  # bytes per token and vocabulary entry at the peak of the loss (see the module doc)
+LOGIT_BYTES = (
+    16  # bytes per token and vocabulary entry at the peak of a full-logits loss (see the module doc)
+)
+# The chunked loss's peak: ~3 fp32 chunks (measured +192 MB fp32, +218 MB bf16 on SmolLM2's vocabulary)
+LOSS_CHUNKS = 3.5
 ADAM_STATES = 2
 DEFAULT_RUNTIME_BYTES = 600 * 2**20  # python, torch, transformers, peft, trl resident before a model loads
 # The trainer's libraries (trl, datasets) and the kernels and caches the first training step sets up, resident on
@@ -154,11 +161,13 @@ def estimate_memory(
     precision: str,
     gradient_checkpointing: bool = False,
     runtime: int = DEFAULT_RUNTIME_BYTES,
+    chunked_loss: bool = False,
 ) -> MemoryEstimate:
     """The analytic peak of training `trainable` parameters with `method` at `batch_size` × `max_seq_len`
     tokens in `precision` (fp32 | bf16 | fp16); see the module doc for the model behind each term. `runtime` is
     the process's resident memory before the model loads (0 on a GPU, whose free memory it does not use); on a
-    CPU the trainer's libraries and first-step caches (TRAINER_BYTES) are added to it."""
+    CPU the trainer's libraries and first-step caches (TRAINER_BYTES) are added to it. `chunked_loss`: the loss
+    is ftkit's chunked causal-LM loss (SFT), not full logits."""
     is_adapter = bool(getattr(method, "is_adapter", True))
     half = precision in ("bf16", "fp16")
     load_bytes = 2 if half and is_adapter else 4
@@ -178,7 +187,9 @@ def estimate_memory(
     element = 2 if half else 4
     per_token_layer = (ACT_HIDDEN * facts.hidden + ACT_INTERMEDIATE * facts.intermediate) * element
     layers_kept = math.ceil(math.sqrt(facts.layers)) if gradient_checkpointing else facts.layers
-    activations = tokens * (layers_kept * per_token_layer + LOGIT_BYTES * facts.vocab)
+    activations = tokens * layers_kept * per_token_layer + loss_bytes(
+        facts, tokens, chunked_loss, head_trains=not is_adapter
+    )
     conversion = facts.total_params * 4 if load_bytes != facts.file_dtype_bytes else 0
     loading = facts.file_bytes + conversion + facts.total_params * load_bytes
     return MemoryEstimate(
@@ -192,6 +203,18 @@ def estimate_memory(
         trainable_params=int(trainable),
         total_params=int(facts.total_params),
     )
+
+
+def loss_bytes(facts: ModelFacts, tokens: int, chunked: bool, head_trains: bool) -> int:
+    """Memory of the loss at its peak for `tokens` tokens: full logits, or the chunked loss's few chunks (and its
+    fp32 LM-head gradient buffer when the head trains)."""
+    full = tokens * LOGIT_BYTES * facts.vocab
+    if not chunked:
+        return full
+    from ftkit.evaluation.chunked_loss import CHUNK_BYTES
+
+    head = facts.vocab * facts.hidden * 4 if head_trains else 0
+    return int(min(full, LOSS_CHUNKS * CHUNK_BYTES) + head)
 
 
 def parse_size(text: str) -> int:

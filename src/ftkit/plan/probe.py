@@ -143,6 +143,8 @@ def _probe(
 
     from ftkit.train.hardware import detect_hardware, plan_training
     from ftkit.train.model_loading import load_dtype, load_model, load_tokenizer, model_skeleton
+    from ftkit.train.packed_attention import training_attention
+    from ftkit.train.precision import frozen_base_to_bf16
     from ftkit.train.trainer import build_trainer
 
     base = base_dir or Path.cwd()
@@ -187,6 +189,8 @@ def _probe(
         plan = plan_training(hardware, adjusted, total, task, chosen, loaded.config)
         loaded.to(plan.device)
         prepared = chosen.prepare(loaded, options, task)
+        if settings["precision"] == "auto" and plan.precision == "bf16" and chosen.is_adapter:
+            frozen_base_to_bf16(prepared)  # as the run stores it once its bf16 check passes
         trainable = sum(p.numel() for p in prepared.parameters() if p.requires_grad)
         needed = batch_size * (warmup + steps)
         source = rows or _synthetic_rows(len(tokenizer), max_seq_len, task, num_labels, needed)
@@ -208,7 +212,8 @@ def _probe(
                 output_dir=Path(scratch),
             )
             # The trainer's sampler shuffles; the probe's rows are its whole data set, so every row is used once.
-            trainer.train()
+            with training_attention(prepared, plan.padding_free, plan.device, plan.precision):
+                trainer.train()
         measured = timer.seconds[warmup:]
         peak, baseline, how = meter.stop()
         tokens = sum(min(len(row["input_ids"]), max_seq_len) for row in batch_rows[batch_size * warmup :])

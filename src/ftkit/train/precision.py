@@ -115,7 +115,8 @@ def check_bf16(
     batches: int = CHECK_BATCHES,
 ) -> Bf16Check:
     """Mean loss of the first `batches` batches of `rows` in fp32 and under bf16 autocast (eval mode, no
-    gradients: dropout off, so the two differ by precision alone)."""
+    gradients: dropout off, so the two differ by precision alone). Causal-LM rows are scored as evaluation scores
+    them (chunked loss over their labelled tokens), so the check holds no full-vocabulary logits."""
     import torch
 
     used = rows[: max(1, batch_size) * batches]
@@ -124,6 +125,13 @@ def check_bf16(
     model.eval()
     fp32, bf16 = [], []
     try:
+        if isinstance(used[0]["labels"], list):  # causal LM: the chunked loss, never the full logits
+            from ftkit.evaluation.metrics import causal_lm_loss
+
+            for enabled, losses in ((False, fp32), (True, bf16)):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled):
+                    losses.append(causal_lm_loss(model, used, pad_id, device=str(device))["loss"])
+            return Bf16Check(fp32[0], bf16[0], len(used), tolerance)
         with torch.no_grad():
             for start in range(0, len(used), max(1, batch_size)):
                 batch = _batch(used[start : start + max(1, batch_size)], pad_id, device)
@@ -197,12 +205,12 @@ def confirm_auto_bf16(
         )
         return check.metrics()
     if adapter:
-        _frozen_base_to_bf16(model)
+        frozen_base_to_bf16(model)
     plan.notes.append(f"precision: bf16 autocast — {hardware} computes bf16 natively and {figures}")
     return check.metrics()
 
 
-def _frozen_base_to_bf16(model: Any) -> None:
+def frozen_base_to_bf16(model: Any) -> None:
     """Store floating-point parameters in bf16, as `from_pretrained(dtype=bfloat16)` does: buffers (rotary
     frequencies) and quantized weights stay as they are."""
     import torch
