@@ -283,3 +283,30 @@ def test_the_full_logits_are_never_held():
         peaks[name] = _peak_rss_growth_mb(work)
     # chunked: the weight's gradient (8 MB) and a few 4 MB chunks; full: the logits and their gradient
     assert peaks["chunked"] < full_logits_mb / 2 < full_logits_mb < peaks["full"], peaks
+
+
+def test_a_run_the_chunked_loss_does_not_apply_to_says_which_loss_it_trains_with(
+    tmp_path, tiny_model_dir, chat_data
+):
+    """A config that scales the logits (Granite's `logits_scaling`): the run keeps TRL's fused head and says why."""
+    import json
+    import shutil
+
+    from ftkit.recipe.load import load_recipe
+    from ftkit.train.callbacks import SilentReporter
+    from ftkit.train.runner import execute_run
+    from tests.conftest import write_recipe
+
+    model_dir = tmp_path / "scaled"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "logits_scaling": 2.0}))
+    recipe = write_recipe(tmp_path / "r.yaml", model_dir, chat_data["train"], chat_data["eval"])
+    reporter = SilentReporter()
+    loaded = load_recipe(recipe, ["training.max_steps=1", "evaluation.compare_base=false"])
+    result = execute_run(loaded, "run-1", "scaled", reporter)
+    assert result.status == "succeeded", result.error
+    notes = [event["message"] for event in reporter.events if event["kind"] == "note"]
+    assert any("chunked loss does not apply: its config transforms the logits" in note for note in notes), (
+        notes
+    )

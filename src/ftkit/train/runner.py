@@ -337,6 +337,8 @@ class _Run:
             task=recipe.task,
             output_dir=self.output_dir,
         )
+        if getattr(trainer, "loss_note", None):
+            self.event("note", trainer.loss_note)
         with training_attention(model, plan.padding_free, device, plan.precision) as attention:
             if attention:
                 self.event("note", attention_note(attention))

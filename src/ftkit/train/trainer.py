@@ -101,7 +101,9 @@ def build_trainer(
 
         # TRL's fused LM head scores every position in large fp32 tiles on a CPU; this one scores only trained
         # positions in small chunks. Where it cannot (an adapter on the LM head, scaled logits), TRL's stays.
-        install(trainer.model)
+        reason = install(trainer.model)
+        if reason:
+            trainer.loss_note = f"loss: TRL's fused LM head (ftkit's chunked loss does not apply: {reason})"
     return quiet_trainer(trainer)
 
 
