@@ -101,6 +101,11 @@ def test_valid_options_pass_and_appear_resolved(tmp_path):
         ("  name: prefix\n  num_virtual_tokens: 0\n", "method.num_virtual_tokens"),
         ("  name: qlora\n  quant_type: int4\n", "method.quant_type"),
         ("  name: lorra\n", "did you mean `lora`"),
+        (
+            "  name: lora\n  target_modules: [q_proj, lm_head]\n",
+            "recipe.yaml:6: method.target_modules: must be without lm_head",
+        ),
+        ("  name: dora\n  target_modules: [lm_head]\n", "an adapter there would never train"),
     ],
 )
 def test_incompatible_or_invalid_method_settings_are_explained(tmp_path, block, expected):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ftkit.methods.base import Method, MethodOptions
 
@@ -20,6 +20,16 @@ class LoraOptions(MethodOptions):
     )
     rslora: bool = Field(False, description="Rank-stabilised scaling alpha/sqrt(r) instead of alpha/r.")
     bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases to train.")
+
+    @field_validator("target_modules")
+    @classmethod
+    def _no_adapter_on_the_lm_head(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and "lm_head" in value:
+            raise ValueError(
+                "without lm_head: TRL's trainers score tokens from lm_head.weight directly, so an adapter there "
+                "would never train (train the head with method: full or freeze)"
+            )
+        return value
 
 
 def task_type(task: str) -> str:
