@@ -71,6 +71,11 @@ SUMMARY = (
     ),
     ("memory", ("ratio_lora", "ratio_full"), "peak RSS ftkit / plain TRL: lora · full"),
     (
+        "memory_scale",
+        ("ratio", "ratio_checkpointing"),
+        "peak RSS / TRL's true defaults, GSM8K chat 8 × 384: ftkit defaults · with checkpointing (target ≤ 0.5)",
+    ),
+    (
         "plan_accuracy",
         ("memory_lora", "memory_full"),
         "`ftkit plan` predicted / measured peak memory: lora · full (target 0.75–1.25)",
