@@ -1,12 +1,13 @@
 """Evaluation speed: rows/s of ftkit's batched evaluation against a one-row-at-a-time loop and against plain
-transformers with the same batches, on SmolLM2-135M-Instruct and held-out chatterbot-chat conversations.
+transformers (batches of B rows), on SmolLM2-135M-Instruct and held-out chatterbot-chat conversations.
 
 Two workloads, three sides each:
 
 - loss (every eval row): ftkit `ftkit.evaluation.evaluate.evaluate` (the loss loop of
-  `ftkit.evaluation.metrics.causal_lm_loss`, batch B); one by one: `causal_lm_loss` on one row at a time, the
-  token-weighted mean of those; plain: the same encoded rows, right-padded with `pad_sequence` in the same batches,
-  `model(...)` and a summed cross-entropy over the shifted labels, written here as a user would.
+  `ftkit.evaluation.metrics.causal_lm_loss`: batches of at most 4,096 padded tokens, the chunked loss over labelled
+  positions); one by one: `causal_lm_loss` on one row at a time, the token-weighted mean of those; plain: the same
+  encoded rows, right-padded with `pad_sequence` in batches of B rows, `model(...)` and a summed cross-entropy over
+  the shifted labels' full logits, written here as a user would.
 - generation (the first `generate` rows; greedy, `max_new_tokens`): ftkit `generate_samples` + `score_samples`
   (what `evaluate` runs when `evaluation.generate` > 0); one by one: `greedy_generate` per prompt, then
   `score_generations`; plain: the same prompt texts left-padded in the same batches, `model.generate`,
@@ -50,7 +51,7 @@ WORKLOADS = {
     "loss": {
         "ftkit": "ftkit evaluate() loss loop (batched)",
         "one_by_one": "one row at a time (causal_lm_loss per row)",
-        "plain": "plain transformers forward + cross-entropy, same batches",
+        "plain": "plain transformers forward + full-logits cross-entropy, batches of B rows",
     },
     "generation": {
         "ftkit": "ftkit generate_samples + score_samples (batched)",
@@ -160,7 +161,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         device=device).metrics["loss"]  # fmt: skip
 
     def one_by_one_loss() -> float:
-        scores = [causal_lm_loss(model, [row], pad, 1, device) for row in rows]
+        scores = [causal_lm_loss(model, [row], pad, device=device) for row in rows]
         return sum(s["loss"] * s["tokens"] for s in scores) / sum(s["tokens"] for s in scores)
 
     def plain_loss() -> float:
