@@ -104,9 +104,11 @@ def run(ctx: Context) -> BenchResult:
         )
     if "full" in shared.get("memory", {}) and "ftkit" in shared["memory"]["full"]:
         sources.append(("full", "ftkit full, padded (memory run)", [shared["memory"]["full"]["ftkit"]]))
-    if "gsm8k" in shared.get("defaults", {}):
+    if "completion" in shared.get(
+        "defaults", {}
+    ):  # defaults keys its runs by data kind: GSM8K is "completion"
         sources.append(
-            ("lora", "ftkit LoRA, padding-free (defaults, GSM8K)", shared["defaults"]["gsm8k"]["ftkit"])
+            ("lora", "ftkit LoRA, padding-free (defaults, GSM8K)", shared["defaults"]["completion"]["ftkit"])
         )
     if not sources:
         size = preset.defaults_chat
