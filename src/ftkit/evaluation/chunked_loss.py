@@ -29,6 +29,7 @@ from typing import Any
 # and logsumexp's own buffer)
 CHUNK_BYTES = 64 * 2**20
 IGNORE_INDEX = -100
+ATTRIBUTES = ("forward", "_ftkit_chunk_bytes", "_ftkit_stats")  # what install sets on the causal model
 # Config keys that change the logits after the LM head (TRL's fused head reads the same ones)
 _LOGIT_TRANSFORMS = (
     "final_logit_softcapping",
@@ -53,11 +54,11 @@ def _function() -> Any:
         `hidden @ weight.T + bias`, `chunk` rows at a time. Entropy and top-1 carry no gradient."""
 
         @staticmethod
-        def forward(ctx, hidden, weight, bias, targets, chunk, compute_dtype):
+        def forward(ctx, hidden, weight, bias, targets, chunk, compute_dtype, stats=True):
             count = hidden.shape[0]
             log_probs = hidden.new_empty(count, dtype=torch.float32)
-            entropy = torch.empty_like(log_probs)
-            top1 = torch.empty(count, dtype=torch.bool, device=hidden.device)
+            entropy = torch.zeros_like(log_probs)
+            top1 = torch.zeros(count, dtype=torch.bool, device=hidden.device)
             log_z = torch.empty_like(log_probs)
             w = weight.to(compute_dtype)
             b = None if bias is None else bias.to(compute_dtype)
@@ -66,12 +67,14 @@ def _function() -> Any:
                     end = min(start + chunk, count)
                     logits = _project(hidden[start:end], w, b, compute_dtype)
                     target = targets[start:end].unsqueeze(1)
-                    top1[start:end] = logits.argmax(-1) == targets[start:end]
+                    if stats:
+                        top1[start:end] = logits.argmax(-1) == targets[start:end]
                     target_logit = logits.gather(1, target).squeeze(1)
                     log_z[start:end] = torch.logsumexp(logits, -1)
-                    log_p = logits.sub_(log_z[start:end].unsqueeze(1))  # in place: no second tile
                     log_probs[start:end] = target_logit - log_z[start:end]
-                    entropy[start:end] = -log_p.exp().mul_(log_p).sum(-1)
+                    if stats:
+                        log_p = logits.sub_(log_z[start:end].unsqueeze(1))  # in place: no second tile
+                        entropy[start:end] = -log_p.exp().mul_(log_p).sum(-1)
             ctx.save_for_backward(hidden, weight, bias, targets, log_z)
             ctx.chunk, ctx.compute_dtype = chunk, compute_dtype
             ctx.mark_non_differentiable(entropy, top1)
@@ -118,6 +121,7 @@ def _function() -> Any:
                 None,
                 None,
                 None,
+                None,
             )
 
     return ChunkedNextToken
@@ -132,17 +136,18 @@ def _project(hidden: Any, weight: Any, bias: Any, compute_dtype: Any) -> Any:
 
 
 def next_token_scores(
-    hidden: Any, weight: Any, bias: Any, targets: Any, chunk_bytes: int = CHUNK_BYTES
+    hidden: Any, weight: Any, bias: Any, targets: Any, chunk_bytes: int = CHUNK_BYTES, stats: bool = True
 ) -> Any:
     """(log_probs, entropy, is_top1) of `targets` (N,) given `hidden` (N, H) and an LM head `weight` (V, H) and
     `bias` (V,) or None, in chunks of `chunk_tokens(V, chunk_bytes)` rows; under autocast the projection runs in
-    the autocast dtype. `log_probs` is differentiable for `hidden`, `weight` and `bias`."""
+    the autocast dtype. `log_probs` is differentiable for `hidden`, `weight` and `bias`. Without `stats` (the
+    loss alone, as evaluation needs) entropy and is_top1 are zeros and cost nothing."""
     import torch
 
     device = hidden.device.type
     compute = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
     chunk = chunk_tokens(weight.shape[0], chunk_bytes)
-    return _function().apply(hidden, weight, bias, targets, chunk, compute)
+    return _function().apply(hidden, weight, bias, targets, chunk, compute, stats)
 
 
 def unsupported(causal_model: Any) -> str | None:
@@ -190,7 +195,12 @@ def _fused_output(
     labels = labels.to(head.weight.device)
     mask = labels != IGNORE_INDEX
     log_probs, entropy, top1 = next_token_scores(
-        hidden.to(head.weight.device)[mask], head.weight, head.bias, labels[mask], causal._ftkit_chunk_bytes
+        hidden.to(head.weight.device)[mask],
+        head.weight,
+        head.bias,
+        labels[mask],
+        causal._ftkit_chunk_bytes,
+        causal._ftkit_stats,
     )
     # masked_scatter keeps an all-ignored batch connected to the graph: a differentiable zero, not a failed backward
     log_probs = log_probs.new_zeros(mask.shape).masked_scatter(mask, log_probs)
@@ -202,10 +212,10 @@ def _fused_output(
     )
 
 
-def install(model: Any, chunk_bytes: int = CHUNK_BYTES) -> str | None:
+def install(model: Any, chunk_bytes: int = CHUNK_BYTES, stats: bool = True) -> str | None:
     """Make `model(..., fused_lm_head=True)` (TRL's fused LM head call) compute the chunked loss over trained
-    positions; the forward it wraps still serves every other call. Returns None when installed, else why not
-    (`unsupported`), leaving the model as it was."""
+    positions (with entropy and top-1 for TRL's metrics when `stats`); the forward it wraps still serves every
+    other call. Returns None when installed, else why not (`unsupported`), leaving the model as it was."""
     causal = causal_model_of(model)
     reason = unsupported(causal)
     if reason is not None:
@@ -227,22 +237,23 @@ def install(model: Any, chunk_bytes: int = CHUNK_BYTES) -> str | None:
                 kwargs[key] = value
         return previous(*args, **kwargs)
 
-    causal._ftkit_chunk_bytes = chunk_bytes
+    causal._ftkit_chunk_bytes, causal._ftkit_stats = chunk_bytes, stats
     causal.forward = types.MethodType(forward, causal)
     return None
 
 
 @contextmanager
 def chunked_head(model: Any, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bool]:
-    """`install` for the duration of the block, then the model's forward as it was; yields whether it applies."""
+    """`install` (the loss alone, no entropy or top-1) for the duration of the block, then the model's forward as
+    it was; yields whether it applies."""
     causal = causal_model_of(model)
-    before = {key: vars(causal)[key] for key in ("forward", "_ftkit_chunk_bytes") if key in vars(causal)}
-    applies = install(model, chunk_bytes) is None
+    before = {key: vars(causal)[key] for key in ATTRIBUTES if key in vars(causal)}
+    applies = install(model, chunk_bytes, stats=False) is None
     try:
         yield applies
     finally:
         if applies:
-            for key in ("forward", "_ftkit_chunk_bytes"):
+            for key in ATTRIBUTES:
                 if key in before:
                     setattr(causal, key, before[key])
                 else:
