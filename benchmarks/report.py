@@ -93,7 +93,7 @@ SUMMARY = (
     (
         "eval_speed",
         ("loss_ratio_loop", "loss_ratio_plain"),
-        "eval loss rows/s, ftkit `evaluate` / one row at a time · ftkit / plain transformers (same batches)",
+        "eval loss rows/s, ftkit `evaluate` (token batches, chunked loss) / one row at a time · ftkit / plain transformers (8-row batches, full logits)",
     ),
     (
         "eval_speed",
